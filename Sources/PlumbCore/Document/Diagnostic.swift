@@ -61,3 +61,6 @@ extension Array where Element == Diagnostic {
         }
     }
 }
+
+/// A diagnostic can be thrown where one problem stops the work (an unreadable file).
+extension Diagnostic: Error {}

@@ -92,7 +92,7 @@ extension Network {
     public func describe(_ party: Party) -> String {
         switch party {
         case .interface(let index, let address): "\(label(ofInterface: index)) (\(address))"
-        case .loadBalancer(let index): loadBalancers[index].id
+        case .loadBalancer(let index): loadBalancers[index].label
         case .external(let address, _, let label): label == address.description ? label : "\(label) (\(address))"
         case .unassigned(let address): "\(address) (unassigned)"
         }
@@ -526,11 +526,11 @@ struct PathWalker {
                 Hop(
                     direction: .forward, component: id, componentType: "security-group", check: check, outcome: .pass,
                     rule: "\(ingress ? "ingress" : "egress")[\(rule.index)]",
-                    detail: "\(id) on \(network.label(ofInterface: interface)) allows \(flowText) \(way) \(rule.peerText)"))
+                    detail: "\(network.securityGroups[group].label) on \(network.label(ofInterface: interface)) allows \(flowText) \(way) \(rule.peerText)"))
             return nil
         }
-        let groups = eni.securityGroups.map { network.securityGroups[$0].id }
-        let component = groups.first ?? eni.id
+        let groups = eni.securityGroups.map { network.securityGroups[$0].label }
+        let component = eni.securityGroups.first.map { network.securityGroups[$0].id } ?? eni.id
         let note =
             identityPreserved ? "" : " (rules that name a security group match only private addresses of the VPC, not translated ones: SG-6)"
         return block(

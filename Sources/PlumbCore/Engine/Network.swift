@@ -166,6 +166,8 @@ public struct Network: Sendable {
     public struct CompiledSG: Sendable {
         /// Id.
         public let id: String
+        /// `sg-1 (web)` when the group has a name, else the id.
+        public let label: String
         /// Inbound rules.
         public let ingress: [CompiledSGRule]
         /// Outbound rules.
@@ -190,6 +192,8 @@ public struct Network: Sendable {
     public struct LoadBalancerInfo: Sendable {
         /// Id.
         public let id: String
+        /// Name, or the id.
+        public let label: String
         /// Internet-facing?
         public let internetFacing: Bool
         /// Its node interfaces, one per subnet.
@@ -282,7 +286,7 @@ public struct Network: Sendable {
             }
         }
         securityGroups = topology.securityGroups.map {
-            CompiledSG(id: $0.id, ingress: compile($0.ingress ?? []), egress: compile($0.effectiveEgress))
+            CompiledSG(id: $0.id, label: $0.name.map { name in "\($0.id) (\(name))" } ?? $0.id, ingress: compile($0.ingress ?? []), egress: compile($0.effectiveEgress))
         }
     }
 
@@ -415,7 +419,7 @@ public struct Network: Sendable {
             let listeners = balancer.listeners.map { ($0.port, $0.targetPort ?? $0.port, ($0.protocol ?? .tcp).number) }
             loadBalancers.append(
                 LoadBalancerInfo(
-                    id: balancer.id, internetFacing: balancer.isInternetFacing, nodes: nodes, listeners: listeners,
+                    id: balancer.id, label: balancer.name ?? balancer.id, internetFacing: balancer.isInternetFacing, nodes: nodes, listeners: listeners,
                     targets: balancer.targets.compactMap { instanceByKey[$0] }))
             loadBalancerByKey[balancer.id] = index
             if let name = balancer.name, loadBalancerByKey[name] == nil { loadBalancerByKey[name] = index }
@@ -512,7 +516,7 @@ public struct Network: Sendable {
         switch interfaces[index].owner {
         case .instance(let instance): instances[instance].label
         case .natGateway(let nat): nats[nat].id
-        case .loadBalancer(let balancer): loadBalancers[balancer].id
+        case .loadBalancer(let balancer): loadBalancers[balancer].label
         }
     }
 }

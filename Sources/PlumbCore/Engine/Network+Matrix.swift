@@ -1,0 +1,206 @@
+/// A flow the model says must be allowed or blocked, with the engine's explanation.
+public struct ExpectedFlow: Sendable, Codable {
+    /// Source label.
+    public var source: String
+    /// Destination label.
+    public var destination: String
+    /// Protocol.
+    public var `protocol`: IPProtocol
+    /// Port (ICMP type for icmp).
+    public var port: Int
+    /// What the model says.
+    public var verdict: Verdict
+    /// Why, when blocked.
+    public var blockedBy: Blocker?
+}
+
+/// An intent that the model contradicts, for one flow.
+public struct IntentViolation: Sendable {
+    /// The intent's name.
+    public var intent: String
+    /// The engine's explanation of the contradicting flow.
+    public var explanation: Explanation
+}
+
+/// A service port.
+public struct ServicePort: Hashable, Sendable, Comparable, Codable, CustomStringConvertible {
+    /// Protocol.
+    public var `protocol`: IPProtocol
+    /// Port (ICMP type for icmp).
+    public var port: Int
+
+    /// Creates a service port.
+    public init(_ proto: IPProtocol, _ port: Int) {
+        self.protocol = proto
+        self.port = port
+    }
+
+    /// `tcp/22`.
+    public var description: String { "\(`protocol`)/\(port)" }
+
+    public static func < (lhs: ServicePort, rhs: ServicePort) -> Bool {
+        (lhs.protocol.number, lhs.port) < (rhs.protocol.number, rhs.port)
+    }
+}
+
+/// The expected reachability matrix: for each service port, which source reaches which destination.
+public struct ExpectedMatrix: Sendable, Codable {
+    /// One port's truth table.
+    public struct Table: Sendable, Codable {
+        /// The port.
+        public var service: ServicePort
+        /// Row labels.
+        public var sources: [String]
+        /// Column labels (destinations that serve this port).
+        public var destinations: [String]
+        /// `cells[row][column]`; nil where source and destination are the same.
+        public var cells: [[Verdict?]]
+    }
+
+    /// Tables, by port.
+    public var tables: [Table]
+    /// Flows to a port something serves that the model blocks: the candidates for expected-deny probes.
+    public var mustBlock: [ExpectedFlow]
+    /// Flows the model allows.
+    public var allowedCount: Int
+}
+
+extension Network {
+    /// The ports each instance serves: its `listens`, single-port inbound rules of its groups, and load balancer target ports.
+    public func servicePorts(ofInstance index: Int) -> Set<ServicePort> {
+        var ports = Set(instances[index].listens.map { ServicePort($0.protocol ?? .tcp, $0.port) })
+        for interface in instances[index].interfaces {
+            for group in interfaces[interface].securityGroups {
+                for rule in securityGroups[group].ingress where rule.protocolNumber == 6 || rule.protocolNumber == 17 {
+                    if let range = rule.ports, range.from == range.to { ports.insert(ServicePort(rule.protocolNumber == 6 ? .tcp : .udp, range.from)) }
+                }
+            }
+        }
+        for balancer in loadBalancers where balancer.targets.contains(index) {
+            for listener in balancer.listeners { ports.insert(ServicePort(IPProtocol(String(listener.protocolNumber)) ?? .tcp, listener.targetPort)) }
+        }
+        return ports
+    }
+
+    /// The expected matrix over every instance (and the internet as a source) and every port the model implies.
+    public func expectedMatrix() -> ExpectedMatrix {
+        var sources: [(label: String, party: Party)] = [("internet", .external(Network.internetAddress, .internet, label: "internet"))]
+        var destinationsByPort: [ServicePort: [Int]] = [:]
+        for (index, instance) in instances.enumerated() {
+            guard let primary = instance.interfaces.first else { continue }
+            sources.append((instance.label, .interface(primary, address: interfaces[primary].privateIp)))
+            for service in servicePorts(ofInstance: index) { destinationsByPort[service, default: []].append(index) }
+        }
+        var tables: [ExpectedMatrix.Table] = []
+        var mustBlock: [ExpectedFlow] = []
+        var allowed = 0
+        for service in destinationsByPort.keys.sorted() {
+            let destinations = destinationsByPort[service]!
+            var cells: [[Verdict?]] = []
+            for source in sources {
+                var row: [Verdict?] = []
+                for destination in destinations {
+                    let primary = instances[destination].interfaces[0]
+                    if case .interface(primary, _) = source.party {
+                        row.append(nil)
+                        continue
+                    }
+                    let target: Party
+                    if case .external = source.party {
+                        let address = interfaces[primary].publicIp ?? interfaces[primary].privateIp
+                        target = .interface(primary, address: address)
+                    } else {
+                        target = .interface(primary, address: interfaces[primary].privateIp)
+                    }
+                    guard let explanation = try? explain(from: source.party, to: target, port: service.port, protocol: service.protocol) else {
+                        row.append(nil)
+                        continue
+                    }
+                    row.append(explanation.verdict)
+                    if explanation.verdict == .blocked {
+                        mustBlock.append(
+                            ExpectedFlow(
+                                source: source.label, destination: instances[destination].label, protocol: service.protocol, port: service.port,
+                                verdict: .blocked, blockedBy: explanation.blockedBy))
+                    } else {
+                        allowed += 1
+                    }
+                }
+                cells.append(row)
+            }
+            tables.append(
+                ExpectedMatrix.Table(service: service, sources: sources.map(\.label), destinations: destinations.map { instances[$0].label }, cells: cells))
+        }
+        return ExpectedMatrix(tables: tables, mustBlock: mustBlock, allowedCount: allowed)
+    }
+
+    /// Subnet-level matrix: one representative instance per subnet, every ordered subnet pair, each port class.
+    /// Returns the number of allowed and blocked flows; used by the benchmark and by `plumb matrix --by subnet`.
+    public func subnetMatrix(ports: [ServicePort]) -> (representatives: [Int?], verdicts: [[[Verdict]]]) {
+        var representative = [Int?](repeating: nil, count: subnets.count)
+        for instance in instances {
+            guard let primary = instance.interfaces.first else { continue }
+            let subnet = interfaces[primary].subnet
+            if representative[subnet] == nil { representative[subnet] = primary }
+        }
+        var verdicts: [[[Verdict]]] = []
+        verdicts.reserveCapacity(subnets.count)
+        for source in representative {
+            var row: [[Verdict]] = []
+            row.reserveCapacity(subnets.count)
+            for destination in representative {
+                guard let source, let destination else {
+                    row.append([])
+                    continue
+                }
+                let from = Party.interface(source, address: interfaces[source].privateIp)
+                let to = Party.interface(destination, address: interfaces[destination].privateIp)
+                row.append(
+                    ports.map { service in
+                        (try? explain(from: from, to: to, port: service.port, protocol: service.protocol))?.verdict ?? .blocked
+                    })
+            }
+            verdicts.append(row)
+        }
+        return (representative.map { $0 }, verdicts)
+    }
+
+    /// Every (source, destination) pair an intent covers; pairs of a party with itself are left out.
+    public func flows(of intent: Intent) -> [(Party, Party)] {
+        let excluded = (intent.except ?? []).flatMap { select($0) ?? [] }
+        let sources = intent.from.flatMap { select($0) ?? [] }.filter { !excluded.contains($0) }
+        let destinations = intent.to.flatMap { select($0) ?? [] }
+        var pairs: [(Party, Party)] = []
+        for source in sources {
+            for destination in destinations where !samePlace(source, destination) {
+                if case .external = source, case .external = destination { continue }
+                pairs.append((source, destination))
+            }
+        }
+        return pairs
+    }
+
+    private func samePlace(_ a: Party, _ b: Party) -> Bool {
+        if case .interface(let x, _) = a, case .interface(let y, _) = b {
+            return instanceIndex(ofInterface: x).map { $0 == instanceIndex(ofInterface: y) } ?? (x == y)
+        }
+        return a == b
+    }
+
+    /// The flows of `intent` whose verdict contradicts it. From outside the VPC, instances are addressed at
+    /// their public IP when they have one (that is how the internet would reach them).
+    public func violations(of intent: Intent) -> [IntentViolation] {
+        let proto = intent.protocol ?? .tcp
+        let wanted: Verdict = intent.expect == .allow ? .allowed : .blocked
+        var found: [IntentViolation] = []
+        for (source, destination) in flows(of: intent) {
+            var target = destination
+            if case .external = source, case .interface(let index, _) = destination, let publicIp = interfaces[index].publicIp {
+                target = .interface(index, address: publicIp)
+            }
+            guard let explanation = try? explain(from: source, to: target, port: intent.port, protocol: proto) else { continue }
+            if explanation.verdict != wanted { found.append(IntentViolation(intent: intent.name, explanation: explanation)) }
+        }
+        return found
+    }
+}

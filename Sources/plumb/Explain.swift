@@ -1,0 +1,76 @@
+import ArgumentParser
+import Foundation
+import PlumbCore
+import PlumbModelIO
+
+struct Explain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Say whether the model allows a flow, hop by hop, and what blocks it.",
+        discussion: """
+            SRC and DST: an instance id or name, an ENI id, an IPv4 address (inside or outside the VPC), a load balancer, \
+            an endpoint id, or 'internet'. For icmp, --port is the ICMP type (8 = echo request). Exits 0 for either verdict, \
+            1 when the model has errors, 2 when SRC or DST names nothing.
+            """)
+
+    @OptionGroup var options: ModelOption
+
+    @Option(help: ArgumentHelp("Source.", valueName: "SRC"))
+    var from: String
+
+    @Option(help: ArgumentHelp("Destination.", valueName: "DST"))
+    var to: String
+
+    @Option(help: "Destination port (ICMP type for icmp).")
+    var port: Int
+
+    @Option(name: .customLong("protocol"), help: "tcp, udp or icmp.")
+    var proto: String = "tcp"
+
+    @Option(help: "text or json.")
+    var format: OutputFormat = .text
+
+    func run() throws {
+        guard let ipProtocol = IPProtocol(proto), [.tcp, .udp, .icmp].contains(ipProtocol) else {
+            throw ValidationError("--protocol must be tcp, udp or icmp, not '\(proto)'")
+        }
+        let (topology, _) = try options.loadValid()
+        let network = Network(topology)
+        let explanation: Explanation
+        do {
+            explanation = try network.explain(from: from, to: to, port: port, protocol: ipProtocol)
+        } catch {
+            printError("plumb explain: \(error)")
+            throw ExitCodes.badQuestion
+        }
+        switch format {
+        case .json, .csv: print(try jsonText(explanation))
+        case .text: print(ExplanationText.render(explanation))
+        }
+    }
+}
+
+/// Renders an explanation as a hop-by-hop path for people.
+enum ExplanationText {
+    static func render(_ explanation: Explanation) -> String {
+        let flow = explanation.protocol == .icmp ? "icmp type \(explanation.port)" : "\(explanation.protocol) \(explanation.port)"
+        var lines = ["\(explanation.source) -> \(explanation.destination) \(flow): \(explanation.verdict.rawValue.uppercased())"]
+        let componentWidth = min(28, explanation.hops.map(\.component.count).max() ?? 0)
+        for (number, hop) in explanation.hops.enumerated() {
+            let mark =
+                switch hop.outcome {
+                case .pass: "ok  "
+                case .fail: "FAIL"
+                case .info: "    "
+                }
+            let way = hop.direction == .forward ? "  " : "<-"
+            let component = hop.component.padding(toLength: componentWidth, withPad: " ", startingAt: 0)
+            lines.append(String(format: "%3d %@ %@ %@  %@", number + 1, way, mark, component, hop.detail))
+        }
+        if let blocker = explanation.blockedBy {
+            lines.append(
+                "blocked by \(blocker.component) (\(blocker.componentType)) on the \(blocker.direction == .forward ? "request" : "reply"): \(blocker.code)\(blocker.rule.map { ", \($0)" } ?? "")"
+            )
+        }
+        return lines.joined(separator: "\n")
+    }
+}
