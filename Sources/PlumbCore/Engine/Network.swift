@@ -285,8 +285,10 @@ public struct Network: Sendable {
                     icmpCode: rule.icmpCode == -1 ? nil : rule.icmpCode, peer: peer, peerText: text)
             }
         }
-        securityGroups = topology.securityGroups.map {
-            CompiledSG(id: $0.id, label: $0.name.map { name in "\($0.id) (\(name))" } ?? $0.id, ingress: compile($0.ingress ?? []), egress: compile($0.effectiveEgress))
+        securityGroups = topology.securityGroups.map { group in
+            CompiledSG(
+                id: group.id, label: group.name.map { "\(group.id) (\($0))" } ?? group.id, ingress: compile(group.ingress ?? []),
+                egress: compile(group.effectiveEgress))
         }
     }
 
