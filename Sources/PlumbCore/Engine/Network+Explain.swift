@@ -54,9 +54,10 @@ extension Network {
     /// A representative address of an endpoint: its first address, else the first block of its prefix list.
     public func endpointAddress(_ index: Int) -> IPv4Address? {
         let endpoint = topology.endpoints[index]
-        if let first = endpoint.addresses?.first { return first.prefixLength >= 31 ? first.network : IPv4Address(first.network.value + 1) }
-        if let list = endpoint.prefixList, let first = prefixListById[list]?.first { return IPv4Address(first.network.value &+ 1) }
-        return nil
+        let block = endpoint.addresses?.first ?? endpoint.prefixList.flatMap { prefixListById[$0]?.first }
+        guard let block else { return nil }
+        // A host address of the block: the block itself for /31 and /32, else its first host.
+        return block.prefixLength >= 31 ? block.network : IPv4Address(block.network.value &+ 1)
     }
 
     /// Explains a flow given by names, as `plumb explain` does.

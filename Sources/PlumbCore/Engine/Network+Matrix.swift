@@ -85,6 +85,9 @@ extension Network {
     /// The expected matrix over every instance (and the internet as a source) and every port the model implies.
     public func expectedMatrix() -> ExpectedMatrix {
         var sources: [(label: String, party: Party)] = [("internet", .external(Network.internetAddress, .internet, label: "internet"))]
+        for balancer in loadBalancers {
+            if let node = balancer.nodes.first { sources.append((balancer.label, .interface(node, address: interfaces[node].privateIp))) }
+        }
         var destinationsByPort: [ServicePort: [Int]] = [:]
         for (index, instance) in instances.enumerated() {
             guard let primary = instance.interfaces.first else { continue }
