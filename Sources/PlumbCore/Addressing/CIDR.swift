@@ -71,6 +71,14 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
     /// `a.b.c.d/n` with the canonical network address.
     public var description: String { "\(network)/\(prefixLength)" }
 
+    /// Blocks are equal when network and prefix length are; how the text was written does not matter.
+    public static func == (lhs: CIDR, rhs: CIDR) -> Bool { lhs.network == rhs.network && lhs.prefixLength == rhs.prefixLength }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(network)
+        hasher.combine(prefixLength)
+    }
+
     /// Every IPv4 address.
     public static let any = CIDR(IPv4Address(0), prefixLength: 0)
 

@@ -63,8 +63,19 @@ extension Network {
     /// Explains a flow given by names, as `plumb explain` does.
     public func explain(from: String, to: String, port: Int, protocol proto: IPProtocol) throws(ExplainError) -> Explanation {
         let source = try resolve(from, role: "source")
-        let destination = try resolve(to, role: "destination")
+        var destination = try resolve(to, role: "destination")
+        // A named destination is reached from outside at its public address; an explicit address is taken as given.
+        if IPv4Address(to) == nil { destination = addressed(destination, from: source) }
         return try explain(from: source, to: destination, port: port, protocol: proto)
+    }
+
+    /// The destination as `source` would address it: from outside the VPC, an interface's public or Elastic IP
+    /// when it has one; otherwise unchanged.
+    public func addressed(_ destination: Party, from source: Party) -> Party {
+        guard case .external = source, case .interface(let index, _) = destination, let publicIp = interfaces[index].publicIp else {
+            return destination
+        }
+        return .interface(index, address: publicIp)
     }
 
     /// Explains a flow between resolved parties.

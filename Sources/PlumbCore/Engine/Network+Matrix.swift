@@ -108,13 +108,7 @@ extension Network {
                         row.append(nil)
                         continue
                     }
-                    let target: Party
-                    if case .external = source.party {
-                        let address = interfaces[primary].publicIp ?? interfaces[primary].privateIp
-                        target = .interface(primary, address: address)
-                    } else {
-                        target = .interface(primary, address: interfaces[primary].privateIp)
-                    }
+                    let target = addressed(.interface(primary, address: interfaces[primary].privateIp), from: source.party)
                     guard let explanation = try? explain(from: source.party, to: target, port: service.port, protocol: service.protocol) else {
                         row.append(nil)
                         continue
@@ -197,11 +191,7 @@ extension Network {
         let wanted: Verdict = intent.expect == .allow ? .allowed : .blocked
         var found: [IntentViolation] = []
         for (source, destination) in flows(of: intent) {
-            var target = destination
-            if case .external = source, case .interface(let index, _) = destination, let publicIp = interfaces[index].publicIp {
-                target = .interface(index, address: publicIp)
-            }
-            guard let explanation = try? explain(from: source, to: target, port: intent.port, protocol: proto) else { continue }
+            guard let explanation = try? explain(from: source, to: addressed(destination, from: source), port: intent.port, protocol: proto) else { continue }
             if explanation.verdict != wanted { found.append(IntentViolation(intent: intent.name, explanation: explanation)) }
         }
         return found

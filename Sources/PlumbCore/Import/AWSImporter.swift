@@ -281,11 +281,11 @@ public struct AWSImporter {
     private mutating func importInstances(_ topology: inout Topology, vpcId: String) {
         let elasticIps = Set((list("describe-addresses.json", "Addresses") ?? []).compactMap { $0["PublicIp"]?.scalar.flatMap { IPv4Address($0) } })
         var descriptions: [String: String] = [:]
-        var natGatewayInterfaces = Set<String>()
         for interface in list("describe-network-interfaces.json", "NetworkInterfaces") ?? [] where inVPC(interface, vpcId) {
             guard let id = interface["NetworkInterfaceId"]?.scalar else { continue }
             if let text = string(interface, "Description"), !text.isEmpty { descriptions[id] = text }
-            if string(interface, "InterfaceType") == "natGateway" { natGatewayInterfaces.insert(id) }
+            // NAT gateway, load balancer and endpoint ENIs are AWS-managed; their owners are imported instead.
+            if (string(interface, "InterfaceType") ?? "interface") != "interface" { continue }
             if interface["Attachment"] == nil && string(interface, "Status") == "available" {
                 warning(interface, "network interface \(id) is attached to nothing; left out")
             }
