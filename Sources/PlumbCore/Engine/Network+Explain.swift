@@ -228,7 +228,8 @@ struct PathWalker {
             blocker = forward(&packet, from: network.interfaces[sender].subnet, to: destination)
         case .external(let address, let kind, _):
             var packet = Packet(
-                source: address, destination: destinationAddress, sourcePorts: .awsEphemeral, identityPreserved: false, sender: nil,
+                source: address, destination: destinationAddress, sourcePorts: network.topology.externalEphemeralPorts ?? .awsEphemeral,
+                identityPreserved: false, sender: nil,
                 publicSource: true, viaPeering: false)
             if case .peer = kind { packet.viaPeering = true }
             blocker = arriveFromOutside(&packet, kind: kind, to: destination)

@@ -37,10 +37,12 @@ public struct Topology: Codable, Sendable {
     public var intents: [Intent]
     /// How agents probe.
     public var probing: ProbingSettings?
+    /// The ephemeral port range assumed for clients outside the VPC (internet, peered VPCs); 1024-65535 when absent (NACL-10).
+    public var externalEphemeralPorts: PortRange?
 
     enum CodingKeys: String, CodingKey {
         case version, name, vpc, internetGateway, prefixLists, subnets, routeTables, networkAcls, securityGroups, instances, nats
-        case peerings, vpcEndpoints, loadBalancers, endpoints, intents, probing
+        case peerings, vpcEndpoints, loadBalancers, endpoints, intents, probing, externalEphemeralPorts
     }
 
     /// Creates a model.
@@ -91,6 +93,7 @@ public struct Topology: Codable, Sendable {
         endpoints = try list(.endpoints)
         intents = try list(.intents)
         probing = try c.decodeIfPresent(ProbingSettings.self, forKey: .probing)
+        externalEphemeralPorts = try c.decodeIfPresent(PortRange.self, forKey: .externalEphemeralPorts)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -115,6 +118,7 @@ public struct Topology: Codable, Sendable {
         try list(endpoints, .endpoints)
         try list(intents, .intents)
         try c.encodeIfPresent(probing, forKey: .probing)
+        try c.encodeIfPresent(externalEphemeralPorts, forKey: .externalEphemeralPorts)
     }
 }
 
