@@ -186,14 +186,71 @@ extension Network {
 
     /// The flows of `intent` whose verdict contradicts it. From outside the VPC, instances are addressed at
     /// their public IP when they have one (that is how the internet would reach them).
-    public func violations(of intent: Intent) -> [IntentViolation] {
+    ///
+    /// Parties the model cannot tell apart (same subnet, same security groups, same ephemeral range, both with or
+    /// without a public IP, and no rule block narrower than the subnet that holds their address) get the same
+    /// verdict, so one flow per pair of such classes is explained: an intent over thousands of instances costs a
+    /// few explanations per subnet pair, not one per instance pair. `limit` caps the violations returned.
+    public func violations(of intent: Intent, limit: Int = .max) -> [IntentViolation] {
         let proto = intent.protocol ?? .tcp
         let wanted: Verdict = intent.expect == .allow ? .allowed : .blocked
+        let excluded = (intent.except ?? []).flatMap { select($0) ?? [] }
+        let sources = representatives(intent.from.flatMap { select($0) ?? [] }.filter { !excluded.contains($0) })
+        let destinations = representatives(intent.to.flatMap { select($0) ?? [] })
         var found: [IntentViolation] = []
-        for (source, destination) in flows(of: intent) {
-            guard let explanation = try? explain(from: source, to: addressed(destination, from: source), port: intent.port, protocol: proto) else { continue }
-            if explanation.verdict != wanted { found.append(IntentViolation(intent: intent.name, explanation: explanation)) }
+        for source in sources {
+            for destination in destinations {
+                // Two members per class, so that a class paired with itself still has a pair of distinct instances.
+                guard let (from, to) = source.lazy.flatMap({ s in destination.lazy.map { (s, $0) } }).first(where: { !samePlace($0.0, $0.1) })
+                else { continue }
+                if case .external = from, case .external = to { continue }
+                guard let explanation = try? explain(from: from, to: addressed(to, from: from), port: intent.port, protocol: proto) else { continue }
+                if explanation.verdict != wanted {
+                    found.append(IntentViolation(intent: intent.name, explanation: explanation))
+                    if found.count >= limit { return found }
+                }
+            }
         }
         return found
+    }
+
+    /// Up to two members of each equivalence class, in first-seen order.
+    private func representatives(_ parties: [Party]) -> [[Party]] {
+        var classes: [[Party]] = []
+        var position: [[Int]: Int] = [:]
+        for party in parties {
+            let key = equivalenceKey(party)
+            if let index = position[key] {
+                if classes[index].count < 2 && !classes[index].contains(party) { classes[index].append(party) }
+            } else {
+                position[key] = classes.count
+                classes.append([party])
+            }
+        }
+        return classes
+    }
+
+    /// A key equal for parties the model's rules cannot tell apart; see ``violations(of:limit:)``.
+    func equivalenceKey(_ party: Party) -> [Int] {
+        switch party {
+        case .interface(let index, let address):
+            let interface = interfaces[index]
+            var key = [0, interface.subnet, interface.publicIp == nil ? 0 : 1, interface.ephemeralPorts.from, interface.ephemeralPorts.to]
+            key += interface.securityGroups.sorted()
+            if address != interface.privateIp || hasNarrowerBlock(containing: address, than: subnets[interface.subnet].cidr) {
+                key += [-2, Int(address.value)]
+            }
+            if case .instance = interface.owner {} else { key += [-3, index] }
+            return key
+        case .loadBalancer(let index): return [1, index]
+        case .external(let address, _, _): return [2, Int(address.value)]
+        case .unassigned(let address): return [3, Int(address.value)]
+        }
+    }
+
+    /// True when some rule or route block strictly inside `subnet` holds `address`, so that the address may be
+    /// treated differently from its neighbours.
+    func hasNarrowerBlock(containing address: IPv4Address, than subnet: CIDR) -> Bool {
+        narrowBlocks.contains { $0.prefixLength > subnet.prefixLength && subnet.contains($0) && $0.contains(address) }
     }
 }

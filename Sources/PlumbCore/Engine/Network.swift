@@ -248,6 +248,8 @@ public struct Network: Sendable {
     var endpointById: [String: Int] = [:]
     var prefixListById: [String: [CIDR]] = [:]
     var interfaceGroups: [Set<Int>] = []
+    /// Every block longer than /16 that a rule or route names; see ``hasNarrowerBlock(containing:than:)``.
+    var narrowBlocks: [CIDR] = []
 
     /// Compiles `topology`.
     public init(_ topology: Topology) {
@@ -263,6 +265,14 @@ public struct Network: Sendable {
         compileLoadBalancers()
         resolveRouteTargets()
         interfaceGroups = interfaces.map { Set($0.securityGroups) }
+        var blocks = Set<CIDR>()
+        for acl in topology.networkAcls { for rule in acl.ingress + acl.egress { blocks.insert(rule.cidr) } }
+        for group in topology.securityGroups {
+            for rule in (group.ingress ?? []) + group.effectiveEgress { if let block = rule.cidr { blocks.insert(block) } }
+        }
+        for table in topology.routeTables { for route in table.routes { if let block = route.destination { blocks.insert(block) } } }
+        for list in topology.prefixLists { blocks.formUnion(list.cidrs) }
+        narrowBlocks = blocks.filter { $0.prefixLength > 16 }.sorted { $0.prefixLength > $1.prefixLength }
     }
 
     private mutating func compileSecurityGroups() {

@@ -449,7 +449,7 @@ public struct Validator {
     private mutating func checkIntents() {
         let network = Network(topology)
         for (i, intent) in topology.intents.enumerated() {
-            for violation in network.violations(of: intent).prefix(5) {
+            for violation in network.violations(of: intent, limit: 5) {
                 let path = violation.explanation.hops.map { "\($0.component) \($0.check)" }.joined(separator: " -> ")
                 let reason =
                     violation.explanation.blockedBy.map { " blocked by \($0.component) (\($0.code)\($0.rule.map { ", \($0)" } ?? "")): \($0.detail)" }
