@@ -27,7 +27,7 @@ struct Explain: ParsableCommand {
     var proto: String = "tcp"
 
     @Option(help: "text or json.")
-    var format: OutputFormat = .text
+    var format: TextOrJSON = .text
 
     func run() throws {
         guard let ipProtocol = IPProtocol(proto), [.tcp, .udp, .icmp].contains(ipProtocol) else {
@@ -43,7 +43,7 @@ struct Explain: ParsableCommand {
             throw ExitCodes.badQuestion
         }
         switch format {
-        case .json, .csv: print(try jsonText(explanation))
+        case .json: print(try jsonText(explanation))
         case .text: print(ExplanationText.render(explanation))
         }
     }

@@ -7,7 +7,7 @@ struct Matrix: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the expected reachability matrix: for each port the model implies, who reaches whom.",
         discussion: """
-            One truth table per port: rows are sources (the internet and every instance), columns the instances that \
+            One truth table per port: rows are sources (the internet, each load balancer and every instance), columns the instances that \
             serve the port ('.' allowed, 'X' blocked, '-' itself). Then the flows the model blocks to served ports: \
             the expected-deny probes. json and csv give the same cells.
             """)
@@ -58,6 +58,12 @@ struct Matrix: ParsableCommand {
         return out
     }
 
+    /// RFC 4180: quote a field holding a comma, quote or line break.
+    func csvField(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
     func csv(_ matrix: ExpectedMatrix) -> String {
         var out = "protocol,port,source,destination,verdict,blocked_by,code\n"
         for table in matrix.tables {
@@ -68,7 +74,8 @@ struct Matrix: ParsableCommand {
                         ? matrix.mustBlock.first {
                             $0.source == source && $0.destination == destination && $0.port == table.service.port && $0.protocol == table.service.protocol
                         }?.blockedBy : nil
-                    out += "\(table.service.protocol),\(table.service.port),\(source),\(destination),\(verdict.rawValue),\(blocker?.component ?? ""),\(blocker?.code ?? "")\n"
+                    let fields = ["\(table.service.protocol)", "\(table.service.port)", source, destination, verdict.rawValue, blocker?.component ?? "", blocker?.code ?? ""]
+                    out += fields.map(csvField).joined(separator: ",") + "\n"
                 }
             }
         }

@@ -45,6 +45,10 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case text, json, csv
 }
 
+enum TextOrJSON: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+}
+
 func jsonText<T: Encodable>(_ value: T) throws -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -17,7 +17,7 @@ struct Validate: ParsableCommand {
     var strict = false
 
     @Option(help: "text or json.")
-    var format: OutputFormat = .text
+    var format: TextOrJSON = .text
 
     func run() throws {
         let loaded = ModelLoader.load(path: options.model)
@@ -45,7 +45,7 @@ struct Validate: ParsableCommand {
                 Entry(file: $0.location.file, line: $0.location.line, column: $0.location.column, severity: $0.severity.rawValue, code: $0.code, message: $0.message)
             }
             print(try jsonText(Report(file: options.model, valid: !failed, errors: errors, warnings: warnings, diagnostics: entries)))
-        case .text, .csv:
+        case .text:
             for diagnostic in loaded.diagnostics { printError(diagnostic.description) }
             if let topology = loaded.topology, !failed {
                 print(

@@ -32,7 +32,7 @@ public struct Hop: Sendable, Codable, Hashable {
     public var component: String
     /// The kind of component (`security-group`, `network-acl`, `route-table`, `internet-gateway`, `nat-gateway`, …).
     public var componentType: String
-    /// What was checked (`sg-egress`, `nacl-ingress`, `route`, `source-dest-check`, `translate`, `deliver`, …).
+    /// What was checked (`sg-egress`, `sg-ingress`, `nacl-egress`, `nacl-ingress`, `route`, `listener`, `translate`, `deliver`, `egress`, `ingress`), or `block` for the step that stopped the packet.
     public var check: String
     /// The result.
     public var outcome: Outcome

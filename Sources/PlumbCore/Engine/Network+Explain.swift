@@ -80,8 +80,22 @@ extension Network {
 
     /// Explains a flow between resolved parties.
     public func explain(from source: Party, to destination: Party, port: Int, protocol proto: IPProtocol) throws(ExplainError) -> Explanation {
-        guard (0...65535).contains(port), proto != .icmp || port <= 255 else { throw .invalidPort(port) }
         var walker = PathWalker(network: self, protocolNumber: proto.number, port: port)
+        let blocker = try walk(&walker, from: source, to: destination)
+        return Explanation(
+            verdict: blocker == nil ? .allowed : .blocked, source: describe(source), destination: describe(destination), protocol: proto,
+            port: port, hops: walker.hops, blockedBy: blocker)
+    }
+
+    /// The verdict and blocker of a flow, without the hop-by-hop text: what the matrix, intents and plans use.
+    public func verdict(from source: Party, to destination: Party, port: Int, protocol proto: IPProtocol) throws(ExplainError) -> (Verdict, Blocker?) {
+        var walker = PathWalker(network: self, protocolNumber: proto.number, port: port, recording: false)
+        let blocker = try walk(&walker, from: source, to: destination)
+        return (blocker == nil ? .allowed : .blocked, blocker)
+    }
+
+    private func walk(_ walker: inout PathWalker, from source: Party, to destination: Party) throws(ExplainError) -> Blocker? {
+        guard (0...65535).contains(walker.port), walker.protocolNumber != 1 || walker.port <= 255 else { throw .invalidPort(walker.port) }
         let blocker: Blocker?
         switch (source, destination) {
         case (.external(_, _, let a), .external(_, _, let b)): throw .bothExternal(a, b)
@@ -95,9 +109,7 @@ extension Network {
         default:
             blocker = walker.leg(from: source, to: destination)
         }
-        return Explanation(
-            verdict: blocker == nil ? .allowed : .blocked, source: describe(source), destination: describe(destination), protocol: proto,
-            port: port, hops: walker.hops, blockedBy: blocker)
+        return blocker
     }
 
     /// A label for a party: `bastion (10.0.0.10)`.
@@ -116,14 +128,33 @@ struct PathWalker {
     let network: Network
     let protocolNumber: Int
     var port: Int
-    var hops: [Hop] = []
+    /// Where hops go; nil when only the verdict is wanted. A reference, so that recording does not need
+    /// exclusive access to the walker while a hop's text reads it.
+    private let log: HopLog?
     private var returnChecks: [ReturnCheck] = []
 
-    init(network: Network, protocolNumber: Int, port: Int) {
+    final class HopLog {
+        var hops: [Hop] = []
+        init() { hops.reserveCapacity(16) }
+    }
+
+    /// The hops recorded so far (empty when not recording).
+    var hops: [Hop] {
+        get { log?.hops ?? [] }
+        nonmutating set { log?.hops = newValue }
+    }
+
+    /// `recording: false` computes only the verdict and the blocker: no hop text is built.
+    init(network: Network, protocolNumber: Int, port: Int, recording: Bool = true) {
         self.network = network
         self.protocolNumber = protocolNumber
         self.port = port
-        hops.reserveCapacity(16)
+        log = recording ? HopLog() : nil
+    }
+
+    /// Appends a hop; the hop (and its text) is built only when recording.
+    func record(_ hop: @autoclosure () -> Hop) {
+        if let log { log.hops.append(hop()) }
     }
 
     /// A packet as it travels: addresses as currently seen, and what the path did to it.
@@ -180,7 +211,7 @@ struct PathWalker {
         guard !balancer.targets.isEmpty else {
             return block(balancer.id, "load-balancer", ExplanationCode.noTargets, nil, .forward, "load balancer \(balancer.id) has no targets")
         }
-        hops.append(
+        record(
             Hop(
                 direction: .forward, component: balancer.id, componentType: "load-balancer", check: "listener", outcome: .pass,
                 rule: "listener \(listener.port)", detail: "listener \(listener.port) forwards to targets on port \(listener.targetPort)"))
@@ -209,8 +240,8 @@ struct PathWalker {
         case .interface(_, let address), .external(let address, _, _), .unassigned(let address): destinationAddress = address
         case .loadBalancer: return nil  // handled by viaLoadBalancer
         }
-        if isNotFiltered(destinationAddress) {
-            hops.append(
+        if case .interface = source, isNotFiltered(destinationAddress) {
+            record(
                 Hop(
                     direction: .forward, component: network.topology.vpc.id, componentType: "vpc", check: "deliver", outcome: .info, rule: nil,
                     detail: "\(destinationAddress) is the VPC resolver or metadata service: security groups and network ACLs do not apply (SG-10)"))
@@ -258,7 +289,7 @@ struct PathWalker {
             if case .interface(let target, _) = destination, network.interfaces[target].subnet == current,
                 network.interfaces[target].privateIps.contains(packet.destination)
             {
-                hops.append(
+                record(
                     Hop(
                         direction: .forward, component: network.subnets[current].id, componentType: "subnet", check: "deliver", outcome: .info,
                         rule: nil, detail: "same subnet \(network.subnets[current].label): delivered directly; network ACLs do not apply (NACL-6)"))
@@ -289,7 +320,7 @@ struct PathWalker {
                         "\(packet.destination) is in the VPC but in no subnet of the model")
                 }
                 if let failure = aclCheck(subnet: current, ingress: false, packet: packet) { return failure }
-                hops.append(routeHop("\(packet.destination) is local to the VPC: to subnet \(network.subnets[next].label)"))
+                record(routeHop("\(packet.destination) is local to the VPC: to subnet \(network.subnets[next].label)"))
                 if let failure = aclCheck(subnet: next, ingress: true, packet: packet) { return failure }
                 guard case .interface(let target, _) = destination, network.interfaces[target].subnet == next else {
                     return block(
@@ -315,10 +346,10 @@ struct PathWalker {
                     packet.publicSource = true
                 }
                 if let failure = aclCheck(subnet: current, ingress: false, packet: packet) { return failure }
-                hops.append(routeHop("\(packet.destination) leaves through internet gateway \(igw)"))
+                record(routeHop("\(packet.destination) leaves through internet gateway \(igw)"))
                 packet.identityPreserved = false
                 if case .interface(let target, _) = destination, network.interfaces[target].publicIp == packet.destination {
-                    hops.append(
+                    record(
                         Hop(
                             direction: .forward, component: igw, componentType: "internet-gateway", check: "translate", outcome: .info, rule: nil,
                             detail: "hairpin: the internet gateway maps \(packet.destination) to \(network.interfaces[target].privateIp)"))
@@ -329,7 +360,7 @@ struct PathWalker {
                         igw, "internet-gateway", ExplanationCode.noRoute, routeRule, .forward,
                         "the internet gateway does not route to the private address \(packet.destination)")
                 }
-                hops.append(
+                record(
                     Hop(
                         direction: .forward, component: igw, componentType: "internet-gateway", check: "egress", outcome: .pass, rule: nil,
                         detail: "leaves to the internet from \(packet.source)"))
@@ -356,13 +387,13 @@ struct PathWalker {
                         nat.id, "nat-gateway", ExplanationCode.natProtocol, routeRule, .forward, "NAT gateways carry TCP, UDP and ICMP only (NAT-3)")
                 }
                 if let failure = aclCheck(subnet: current, ingress: false, packet: packet) { return failure }
-                hops.append(routeHop("\(packet.destination) goes to NAT gateway \(nat.id)"))
+                record(routeHop("\(packet.destination) goes to NAT gateway \(nat.id)"))
                 if let failure = aclCheck(subnet: natSubnet, ingress: true, packet: packet) { return failure }
                 let translated = nat.egressAddress ?? network.interfaces[natInterface].privateIp
-                hops.append(
+                record(
                     Hop(
                         direction: .forward, component: nat.id, componentType: "nat-gateway", check: "translate", outcome: .info, rule: nil,
-                        detail: "source \(packet.source) becomes \(translated), source ports 1024-65535 (NAT-2)"))
+                        detail: "source \(packet.source) becomes \(translated)\(protocolNumber == 1 ? "" : ", source ports 1024-65535") (NAT-2)"))
                 packet.source = translated
                 packet.sourcePorts = .awsEphemeral
                 packet.identityPreserved = false
@@ -379,7 +410,7 @@ struct PathWalker {
                         "\(owner) (\(hop.id)) has source/destination check on, so it drops traffic it forwards (NAT-7, ENI-4)")
                 }
                 if hop.subnet != current, let failure = aclCheck(subnet: current, ingress: false, packet: packet) { return failure }
-                hops.append(routeHop("\(packet.destination) goes to \(owner) (\(hop.id))"))
+                record(routeHop("\(packet.destination) goes to \(owner) (\(hop.id))"))
                 if hop.subnet != current, let failure = aclCheck(subnet: hop.subnet, ingress: true, packet: packet) { return failure }
                 if let failure = securityGroupCheck(forwarder, ingress: true, remote: packet.source, identityPreserved: packet.identityPreserved) {
                     return failure
@@ -388,7 +419,7 @@ struct PathWalker {
                 if let natIndex {
                     let nat = network.nats[natIndex]
                     let translated = nat.egressAddress ?? hop.publicIp ?? hop.privateIp
-                    hops.append(
+                    record(
                         Hop(
                             direction: .forward, component: nat.id, componentType: "nat-instance", check: "translate", outcome: .info, rule: nil,
                             detail: "NAT instance \(owner) rewrites source \(packet.source) to \(translated)"))
@@ -412,8 +443,8 @@ struct PathWalker {
                         "\(packet.destination) is not inside the peer VPC's blocks")
                 }
                 if let failure = aclCheck(subnet: current, ingress: false, packet: packet) { return failure }
-                hops.append(routeHop("\(packet.destination) goes over peering \(peering.id)"))
-                hops.append(
+                record(routeHop("\(packet.destination) goes over peering \(peering.id)"))
+                record(
                     Hop(
                         direction: .forward, component: peering.id, componentType: "peering", check: "egress", outcome: .pass, rule: nil,
                         detail: "enters the peer VPC \(peering.peerVpc ?? ""); its side is not in this model"))
@@ -432,8 +463,8 @@ struct PathWalker {
                         "gateway endpoint \(endpoint.id) accepts TCP and ICMP echo only (VPCE-2)")
                 }
                 if let failure = aclCheck(subnet: current, ingress: false, packet: packet) { return failure }
-                hops.append(routeHop("\(packet.destination) goes to gateway endpoint \(endpoint.id)"))
-                hops.append(
+                record(routeHop("\(packet.destination) goes to gateway endpoint \(endpoint.id)"))
+                record(
                     Hop(
                         direction: .forward, component: endpoint.id, componentType: "vpc-endpoint", check: "egress", outcome: .pass, rule: nil,
                         detail: "reaches \(endpoint.service ?? "the service") privately; the endpoint policy is not modelled"))
@@ -459,18 +490,19 @@ struct PathWalker {
             }
             guard network.interfaces[target].publicIp == address else {
                 let interface = network.interfaces[target]
-                return block(
-                    interface.id, "network-interface", ExplanationCode.igwIngressPrivateIp, nil, .forward,
-                    "\(network.label(ofInterface: target)) has no public or Elastic IP, so it cannot be reached from the internet (RT-9)")
+                let reason =
+                    interface.publicIp.map { "\(address) is a private address; from the internet \(network.label(ofInterface: target)) is reached at \($0)" }
+                    ?? "\(network.label(ofInterface: target)) has no public or Elastic IP, so it cannot be reached from the internet"
+                return block(interface.id, "network-interface", ExplanationCode.igwIngressPrivateIp, nil, .forward, "\(reason) (RT-9)")
             }
-            hops.append(
+            record(
                 Hop(
                     direction: .forward, component: igw, componentType: "internet-gateway", check: "translate", outcome: .info, rule: nil,
                     detail: "enters through \(igw), which maps \(address) to \(network.interfaces[target].privateIp)"))
             return arriveThroughGateway(&packet, target: target, gateway: igw, viaPeering: false)
         case .peer(let peeringIndex):
             let peering = network.topology.peerings[peeringIndex]
-            hops.append(
+            record(
                 Hop(
                     direction: .forward, component: peering.id, componentType: "peering", check: "ingress", outcome: .info, rule: nil,
                     detail: "enters over peering \(peering.id) from \(packet.source)"))
@@ -497,7 +529,7 @@ struct PathWalker {
                 "replies from \(network.label(ofInterface: target)) to \(packet.source) follow \(actual) in \(tableId), not back through \(gateway)"
                     + (viaPeering ? "" : ": the subnet is private (RT-9)"))
         }
-        hops.append(
+        record(
             Hop(
                 direction: .return, component: tableId, componentType: "route-table", check: "route", outcome: .pass,
                 rule: "\(route.destinationText) -> \(route.targetText)", detail: "replies to \(packet.source) go back through \(gateway)"))
@@ -521,7 +553,7 @@ struct PathWalker {
     private mutating func block(
         _ component: String, _ type: String, _ code: String, _ rule: String?, _ direction: Hop.Direction, _ detail: String
     ) -> Blocker {
-        hops.append(Hop(direction: direction, component: component, componentType: type, check: "block", outcome: .fail, rule: rule, detail: detail))
+        record(Hop(direction: direction, component: component, componentType: type, check: "block", outcome: .fail, rule: rule, detail: detail))
         return Blocker(component: component, componentType: type, code: code, rule: rule, direction: direction, detail: detail)
     }
 
@@ -535,7 +567,7 @@ struct PathWalker {
             of: interface, ingress: ingress, remote: remote, identityPreserved: identityPreserved, protocolNumber: protocolNumber, port: port)
         {
             let id = network.securityGroups[group].id
-            hops.append(
+            record(
                 Hop(
                     direction: .forward, component: id, componentType: "security-group", check: check, outcome: .pass,
                     rule: "\(ingress ? "ingress" : "egress")[\(rule.index)]",
@@ -561,7 +593,7 @@ struct PathWalker {
         let check = ingress ? "nacl-ingress" : "nacl-egress"
         switch verdict {
         case .allowed(let rule):
-            hops.append(
+            record(
                 Hop(
                     direction: .forward, component: acl.id, componentType: "network-acl", check: check, outcome: .pass, rule: "rule \(rule)",
                     detail: "\(acl.id) (\(network.subnets[subnet].label)) rule \(rule) allows \(flowText) \(ingress ? "from" : "to") \(remote)"))
@@ -595,7 +627,7 @@ struct PathWalker {
             let direction = check.ingress ? "inbound" : "outbound"
             switch network.evaluateACL(check.acl, ingress: check.ingress, remote: check.remote, protocolNumber: replyProtocol, ports: ports) {
             case .allowed(let rule):
-                hops.append(
+                record(
                     Hop(
                         direction: .return, component: acl.id, componentType: "network-acl", check: check.ingress ? "nacl-ingress" : "nacl-egress",
                         outcome: .pass, rule: "rule \(rule)",

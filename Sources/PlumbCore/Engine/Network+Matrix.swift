@@ -109,16 +109,16 @@ extension Network {
                         continue
                     }
                     let target = addressed(.interface(primary, address: interfaces[primary].privateIp), from: source.party)
-                    guard let explanation = try? explain(from: source.party, to: target, port: service.port, protocol: service.protocol) else {
+                    guard let (verdict, blocker) = try? verdict(from: source.party, to: target, port: service.port, protocol: service.protocol) else {
                         row.append(nil)
                         continue
                     }
-                    row.append(explanation.verdict)
-                    if explanation.verdict == .blocked {
+                    row.append(verdict)
+                    if verdict == .blocked {
                         mustBlock.append(
                             ExpectedFlow(
                                 source: source.label, destination: instances[destination].label, protocol: service.protocol, port: service.port,
-                                verdict: .blocked, blockedBy: explanation.blockedBy))
+                                verdict: .blocked, blockedBy: blocker))
                     } else {
                         allowed += 1
                     }
@@ -154,7 +154,7 @@ extension Network {
                 let to = Party.interface(destination, address: interfaces[destination].privateIp)
                 row.append(
                     ports.map { service in
-                        (try? explain(from: from, to: to, port: service.port, protocol: service.protocol))?.verdict ?? .blocked
+                        (try? verdict(from: from, to: to, port: service.port, protocol: service.protocol))?.0 ?? .blocked
                     })
             }
             verdicts.append(row)
@@ -184,34 +184,57 @@ extension Network {
         return a == b
     }
 
+    /// The outcome of checking an intent against the model.
+    public struct IntentCheck: Sendable {
+        /// Contradicting flows, each with the engine's explanation.
+        public var violations: [IntentViolation]
+        /// Classes of flows the intent covers (see ``violations(of:limit:budget:)``).
+        public var classPairs: Int
+        /// Classes of flows evaluated.
+        public var checked: Int
+        /// True when the budget cut the check to a sample.
+        public var sampled: Bool
+    }
+
     /// The flows of `intent` whose verdict contradicts it. From outside the VPC, instances are addressed at
     /// their public IP when they have one (that is how the internet would reach them).
+    public func violations(of intent: Intent, limit: Int = .max) -> [IntentViolation] {
+        check(intent, limit: limit).violations
+    }
+
+    /// Checks `intent` against the model.
     ///
     /// Parties the model cannot tell apart (same subnet, same security groups, same ephemeral range, both with or
     /// without a public IP, and no rule block narrower than the subnet that holds their address) get the same
-    /// verdict, so one flow per pair of such classes is explained: an intent over thousands of instances costs a
-    /// few explanations per subnet pair, not one per instance pair. `limit` caps the violations returned.
-    public func violations(of intent: Intent, limit: Int = .max) -> [IntentViolation] {
+    /// verdict, so one flow per pair of such classes is evaluated: an intent over thousands of instances costs one
+    /// evaluation per pair of classes, not per pair of instances. When there are more pairs of classes than
+    /// `budget`, an evenly spread sample of about `budget` of them is checked and ``IntentCheck/sampled`` says so.
+    public func check(_ intent: Intent, limit: Int = .max, budget: Int = 50_000) -> IntentCheck {
         let proto = intent.protocol ?? .tcp
         let wanted: Verdict = intent.expect == .allow ? .allowed : .blocked
         let excluded = (intent.except ?? []).flatMap { select($0) ?? [] }
         let sources = representatives(intent.from.flatMap { select($0) ?? [] }.filter { !excluded.contains($0) })
         let destinations = representatives(intent.to.flatMap { select($0) ?? [] })
+        let total = sources.count * destinations.count
+        let step = max(1, (total + budget - 1) / max(budget, 1))
         var found: [IntentViolation] = []
-        for source in sources {
-            for destination in destinations {
-                // Two members per class, so that a class paired with itself still has a pair of distinct instances.
-                guard let (from, to) = source.lazy.flatMap({ s in destination.lazy.map { (s, $0) } }).first(where: { !samePlace($0.0, $0.1) })
-                else { continue }
-                if case .external = from, case .external = to { continue }
-                guard let explanation = try? explain(from: from, to: addressed(to, from: from), port: intent.port, protocol: proto) else { continue }
-                if explanation.verdict != wanted {
-                    found.append(IntentViolation(intent: intent.name, explanation: explanation))
-                    if found.count >= limit { return found }
-                }
+        var checked = 0
+        for pair in stride(from: 0, to: total, by: step) {
+            let source = sources[pair / destinations.count]
+            let destination = destinations[pair % destinations.count]
+            // Two members per class, so that a class paired with itself still has a pair of distinct instances.
+            guard let (from, to) = source.lazy.flatMap({ s in destination.lazy.map { (s, $0) } }).first(where: { !samePlace($0.0, $0.1) })
+            else { continue }
+            if case .external = from, case .external = to { continue }
+            let target = addressed(to, from: from)
+            guard let (verdict, _) = try? verdict(from: from, to: target, port: intent.port, protocol: proto) else { continue }
+            checked += 1
+            if verdict != wanted, let explanation = try? explain(from: from, to: target, port: intent.port, protocol: proto) {
+                found.append(IntentViolation(intent: intent.name, explanation: explanation))
+                if found.count >= limit { break }
             }
         }
-        return found
+        return IntentCheck(violations: found, classPairs: total, checked: checked, sampled: step > 1)
     }
 
     /// Up to two members of each equivalence class, in first-seen order.

@@ -50,7 +50,8 @@ public struct Topology: Codable, Sendable {
         version: Int? = 1, name: String? = nil, vpc: VPC, internetGateway: InternetGateway? = nil, prefixLists: [PrefixList] = [],
         subnets: [Subnet] = [], routeTables: [RouteTable] = [], networkAcls: [NetworkACL] = [], securityGroups: [SecurityGroup] = [],
         instances: [Instance] = [], nats: [NAT] = [], peerings: [Peering] = [], vpcEndpoints: [VPCEndpoint] = [],
-        loadBalancers: [LoadBalancer] = [], endpoints: [Endpoint] = [], intents: [Intent] = [], probing: ProbingSettings? = nil
+        loadBalancers: [LoadBalancer] = [], endpoints: [Endpoint] = [], intents: [Intent] = [], probing: ProbingSettings? = nil,
+        externalEphemeralPorts: PortRange? = nil
     ) {
         self.version = version
         self.name = name
@@ -69,6 +70,7 @@ public struct Topology: Codable, Sendable {
         self.endpoints = endpoints
         self.intents = intents
         self.probing = probing
+        self.externalEphemeralPorts = externalEphemeralPorts
     }
 
     public init(from decoder: any Decoder) throws {
@@ -243,7 +245,7 @@ public struct Route: Codable, Sendable {
 }
 
 /// The state of a route.
-public enum RouteState: String, Codable, Sendable {
+public enum RouteState: String, Codable, Sendable, CaseIterable {
     /// The route forwards.
     case active
     /// The route drops: its target is unavailable.
@@ -378,7 +380,7 @@ public struct SecurityGroup: Codable, Sendable {
 }
 
 /// Allow or deny.
-public enum RuleAction: String, Codable, Sendable {
+public enum RuleAction: String, Codable, Sendable, CaseIterable {
     /// The rule allows.
     case allow
     /// The rule denies.
@@ -536,7 +538,7 @@ public struct Instance: Codable, Sendable {
 }
 
 /// Whether a NAT is a managed gateway or an instance.
-public enum NATKind: String, Codable, Sendable {
+public enum NATKind: String, Codable, Sendable, CaseIterable {
     /// A NAT gateway.
     case gateway
     /// A NAT instance.
@@ -611,7 +613,8 @@ public struct VPCEndpoint: Codable, Sendable {
     public var service: String?
     /// For a gateway endpoint: the service's prefix list.
     public var prefixList: String?
-    /// For a gateway endpoint: route tables it adds its route to.
+    /// For a gateway endpoint: the route tables it serves. Each needs a route `destinationPrefixList: <its prefix list>`
+    /// with this endpoint as target (as AWS adds); validation warns when one is missing.
     public var routeTables: [String]?
 
     /// Creates an endpoint.
@@ -700,7 +703,7 @@ public struct LoadBalancer: Codable, Sendable {
 }
 
 /// The kind of an external service endpoint.
-public enum EndpointKind: String, Codable, Sendable {
+public enum EndpointKind: String, Codable, Sendable, CaseIterable {
     /// Amazon S3.
     case s3
     /// Amazon SQS.
@@ -749,7 +752,7 @@ public struct Endpoint: Codable, Sendable {
 }
 
 /// What an intent expects.
-public enum Expectation: String, Codable, Sendable {
+public enum Expectation: String, Codable, Sendable, CaseIterable {
     /// Every flow of the intent must be allowed.
     case allow
     /// Every flow of the intent must be blocked.
@@ -827,6 +830,27 @@ public struct ProbingSettings: Codable, Sendable {
         self.peersPerSubnet = peersPerSubnet
     }
 }
+
+/// Enums read from a model say which values they take when given another.
+protocol ModelEnum: RawRepresentable, Codable, CaseIterable where RawValue == String {}
+
+extension ModelEnum {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let value = Self(rawValue: text) else {
+            let allowed = Self.allCases.map(\.rawValue).joined(separator: ", ")
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not one of: \(allowed)")
+        }
+        self = value
+    }
+}
+
+extension RouteState: ModelEnum {}
+extension RuleAction: ModelEnum {}
+extension NATKind: ModelEnum {}
+extension EndpointKind: ModelEnum {}
+extension Expectation: ModelEnum {}
 
 extension KeyedDecodingContainer {
     /// Decodes a string or a list of strings.

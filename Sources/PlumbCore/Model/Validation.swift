@@ -28,7 +28,7 @@ public struct Validator {
         var kindById: [String: String] = [:]
         func claim(_ id: String, _ kind: String, _ path: String) {
             if let other = kindById[id] {
-                error("\(path).id", "duplicate-id", "id '\(id)' is used twice (already a \(other)); every resource needs its own id")
+                error("\(path).id", "duplicate-id", "id '\(id)' is used twice (already used by a \(other)); every resource needs its own id")
             } else {
                 kindById[id] = kind
             }
@@ -396,8 +396,64 @@ public struct Validator {
                 error("vpcEndpoints[\(i)].type", "malformed", "VPC endpoint type '\(endpoint.type)' must be gateway or interface")
             }
         }
+        for (i, nat) in t.nats.enumerated() {
+            if let connectivity = nat.connectivity, connectivity != "public" && connectivity != "private" {
+                error("nats[\(i)].connectivity", "malformed", "connectivity '\(connectivity)' must be public or private (NAT-1)")
+            }
+        }
+        for (i, endpoint) in t.vpcEndpoints.enumerated() where endpoint.type == "gateway" {
+            for (j, tableId) in (endpoint.routeTables ?? []).enumerated() {
+                guard let table = t.routeTables.first(where: { $0.id == tableId }), let list = endpoint.prefixList else { continue }
+                if !table.routes.contains(where: { $0.destinationPrefixList == list && $0.target == endpoint.id }) {
+                    warning(
+                        "vpcEndpoints[\(i)].routeTables[\(j)]", "endpoint-route-missing",
+                        "route table \(tableId) has no route {destinationPrefixList: \(list), target: \(endpoint.id)}, so it does not use the endpoint (VPCE-1)")
+                }
+            }
+        }
+        // NAT gateways and load balancer nodes hold addresses too; they must not collide with each other or with ENIs.
+        // Instance ENIs come first in the compiled network, so a collision found on a NAT gateway or node names who holds it.
+        var holder: [IPv4Address: String] = [:]
+        for interface in network.interfaces {
+            for address in interface.privateIps {
+                guard let other = holder[address] else {
+                    holder[address] = interface.id
+                    continue
+                }
+                let path: String
+                switch interface.owner {
+                case .instance: continue  // duplicate ENI addresses are reported with the instances
+                case .natGateway(let index): path = "nats[\(index)]"
+                case .loadBalancer(let index): path = "loadBalancers[\(index)]"
+                }
+                error(
+                    path, "duplicate-address",
+                    "\(interface.id) would use \(address), which \(other) already holds; give the NAT gateway a privateIp or the load balancer nodes addresses")
+            }
+        }
+        for (i, instance) in t.instances.enumerated() {
+            for (j, listen) in (instance.listens ?? []).enumerated() where !(0...65535).contains(listen.port) {
+                error("instances[\(i)].listens[\(j)].port", "invalid-port", "port \(listen.port) is outside 0-65535")
+            }
+            for (j, eni) in instance.interfaces.enumerated() where eni.securityGroups.isEmpty {
+                warning(
+                    "instances[\(i)].interfaces[\(j)].securityGroups", "no-security-groups",
+                    "\(eni.id) has no security group; AWS gives every interface at least one, and with none the model allows nothing in or out")
+            }
+        }
+        for (i, endpoint) in t.endpoints.enumerated() where endpoint.port.map({ !(0...65535).contains($0) }) ?? false {
+            error("endpoints[\(i)].port", "invalid-port", "port \(endpoint.port!) is outside 0-65535")
+        }
         for (i, balancer) in t.loadBalancers.enumerated() {
             let path = "loadBalancers[\(i)]"
+            if let type = balancer.type, type != "application" && type != "network" {
+                error("\(path).type", "malformed", "load balancer type '\(type)' must be application or network (gateway load balancers are not modelled)")
+            }
+            for (j, listener) in balancer.listeners.enumerated() {
+                for port in [listener.port, listener.targetPort ?? listener.port] where !(0...65535).contains(port) {
+                    error("\(path).listeners[\(j)]", "invalid-port", "port \(port) is outside 0-65535")
+                }
+            }
             if balancer.scheme != "internal" && balancer.scheme != "internet-facing" {
                 error("\(path).scheme", "malformed", "scheme '\(balancer.scheme)' must be internal or internet-facing (ELB-1)")
             }
@@ -435,6 +491,15 @@ public struct Validator {
             }
         }
         for (i, intent) in t.intents.enumerated() {
+            let limit = (intent.protocol ?? .tcp) == .icmp ? 255 : 65535
+            if !(0...limit).contains(intent.port) {
+                error("intents[\(i)].port", "invalid-port", "intent '\(intent.name)': port \(intent.port) is outside 0-\(limit)")
+            }
+            for (j, selector) in intent.from.enumerated() {
+                if let parties = network.select(selector), parties.contains(where: { if case .unassigned = $0 { true } else { false } }) {
+                    error("intents[\(i)].from", "dangling-reference", "intent '\(intent.name)': from[\(j)] \(selector) is inside the VPC but no interface of the model holds it")
+                }
+            }
             for (field, selectors) in [("from", intent.from), ("to", intent.to), ("except", intent.except ?? [])] {
                 for (j, selector) in selectors.enumerated() where network.select(selector) == nil {
                     error(
@@ -449,7 +514,13 @@ public struct Validator {
     private mutating func checkIntents() {
         let network = Network(topology)
         for (i, intent) in topology.intents.enumerated() {
-            for violation in network.violations(of: intent, limit: 5) {
+            let result = network.check(intent, limit: 5)
+            if result.sampled && result.violations.isEmpty {
+                warning(
+                    "intents[\(i)]", "intent-sampled",
+                    "intent '\(intent.name)' covers \(result.classPairs) pairs of flow classes; a sample of \(result.checked) was checked. Narrow its selectors, or check the rest with plumb matrix")
+            }
+            for violation in result.violations {
                 let path = violation.explanation.hops.map { "\($0.component) \($0.check)" }.joined(separator: " -> ")
                 let reason =
                     violation.explanation.blockedBy.map { " blocked by \($0.component) (\($0.code)\($0.rule.map { ", \($0)" } ?? "")): \($0.detail)" }
