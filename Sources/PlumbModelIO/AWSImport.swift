@@ -9,7 +9,11 @@ public enum AWSImport {
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             return AWSImporter.Result(
                 topology: nil,
-                diagnostics: [Diagnostic(.error, at: SourceLocation(file: directory, line: 1, column: 1), code: "unreadable", "not a directory; give the folder holding the describe-*.json files")])
+                diagnostics: [
+                    Diagnostic(
+                        .error, at: SourceLocation(file: directory, line: 1, column: 1), code: "unreadable",
+                        "not a directory; give the folder holding the describe-*.json files")
+                ])
         }
         var documents: [String: DocumentNode] = [:]
         var diagnostics: [Diagnostic] = []

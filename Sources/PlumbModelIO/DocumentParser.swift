@@ -6,7 +6,14 @@ public enum DocumentParser {
     /// Parses `text`; `file` names it in locations. Problems come back as diagnostics, never as a crash.
     public static func parse(_ text: String, file: String) -> (node: DocumentNode?, diagnostics: [Diagnostic]) {
         if text.utf8.contains(0) {
-            return (nil, [Diagnostic(.error, at: SourceLocation(file: file, line: 1, column: 1), code: "malformed", "the file contains NUL bytes; it is not YAML or JSON text")])
+            return (
+                nil,
+                [
+                    Diagnostic(
+                        .error, at: SourceLocation(file: file, line: 1, column: 1), code: "malformed",
+                        "the file contains NUL bytes; it is not YAML or JSON text")
+                ]
+            )
         }
         do {
             guard let root = try Yams.compose(yaml: text) else {
@@ -57,15 +64,18 @@ public enum DocumentParser {
             var entries: [DocumentNode.Entry] = []
             for (key, value) in mapping {
                 guard case .scalar(let keyScalar) = key else {
-                    diagnostics.append(Diagnostic(.error, at: location(key.mark), code: "malformed", "mapping keys must be plain text, not a list or mapping"))
+                    diagnostics.append(
+                        Diagnostic(.error, at: location(key.mark), code: "malformed", "mapping keys must be plain text, not a list or mapping"))
                     continue
                 }
                 entries.append(
-                    DocumentNode.Entry(key: keyScalar.string, keyLocation: location(keyScalar.mark), value: convert(value, file: file, diagnostics: &diagnostics)))
+                    DocumentNode.Entry(
+                        key: keyScalar.string, keyLocation: location(keyScalar.mark), value: convert(value, file: file, diagnostics: &diagnostics)))
             }
             return DocumentNode(.mapping(entries), at: location(mapping.mark))
         case .alias(let alias):
-            diagnostics.append(Diagnostic(.error, at: location(alias.mark), code: "malformed", "YAML aliases (*name) are not supported; write the value out"))
+            diagnostics.append(
+                Diagnostic(.error, at: location(alias.mark), code: "malformed", "YAML aliases (*name) are not supported; write the value out"))
             return DocumentNode(.null, at: location(alias.mark))
         }
     }

@@ -51,12 +51,16 @@ func generate(_ options: Options) -> Topology {
     var random = Random(state: 42)
     let zones = ["us-east-1a", "us-east-1b", "us-east-1c"]
     let publicCount = max(3, options.subnets / 20)
-    var topology = Topology(name: "bench", vpc: VPC(id: "vpc-bench", cidrBlocks: [CIDR("10.0.0.0/16")!]), internetGateway: InternetGateway(id: "igw-bench"))
+    var topology = Topology(
+        name: "bench", vpc: VPC(id: "vpc-bench", cidrBlocks: [CIDR("10.0.0.0/16")!]), internetGateway: InternetGateway(id: "igw-bench"))
     topology.routeTables.append(RouteTable(id: "rtb-public", routes: [Route(destination: .any, target: "igw-bench")]))
     for (z, zone) in zones.enumerated() {
-        topology.routeTables.append(RouteTable(id: "rtb-private-\(z)", main: z == 0 ? true : nil, routes: [Route(destination: .any, target: "nat-\(z)")]))
+        topology.routeTables.append(
+            RouteTable(id: "rtb-private-\(z)", main: z == 0 ? true : nil, routes: [Route(destination: .any, target: "nat-\(z)")]))
         topology.nats.append(
-            NAT(id: "nat-\(z)", kind: .gateway, subnet: "subnet-\(z)", privateIp: IPv4Address(10, 0, UInt8(z), 250), elasticIp: IPv4Address(203, 0, 113, UInt8(z + 1))))
+            NAT(
+                id: "nat-\(z)", kind: .gateway, subnet: "subnet-\(z)", privateIp: IPv4Address(10, 0, UInt8(z), 250),
+                elasticIp: IPv4Address(203, 0, 113, UInt8(z + 1))))
         _ = zone
     }
     let ports = [22, 80, 443, 5432, 6379, 8080, 9092, 11211]
@@ -65,7 +69,8 @@ func generate(_ options: Options) -> Topology {
         for r in 0..<8 {
             ingress.append(
                 NetworkACLRule(
-                    rule: 100 + r * 10, protocol: .tcp, ports: PortRange(ports[(a + r) % ports.count]), cidr: CIDR("10.0.\(random.below(options.subnets)).0/24")!,
+                    rule: 100 + r * 10, protocol: .tcp, ports: PortRange(ports[(a + r) % ports.count]),
+                    cidr: CIDR("10.0.\(random.below(options.subnets)).0/24")!,
                     action: r == 0 ? .deny : .allow))
         }
         ingress.append(NetworkACLRule(rule: 200, protocol: .all, cidr: CIDR("10.0.0.0/16")!, action: .allow))
@@ -158,7 +163,9 @@ say("compile: \(format(compileTime)) s")
 // Explain throughput on one core: random instance pairs and ports, resolved once.
 var random = Random(state: 7)
 let parties = network.instances.map { Party.interface($0.interfaces[0], address: network.interfaces[$0.interfaces[0]].privateIp) }
-let flows: [(Party, Party, Int)] = (0..<65_536).map { _ in (parties[random.below(parties.count)], parties[random.below(parties.count)], [22, 80, 443, 5432, 6379][random.below(5)]) }
+let flows: [(Party, Party, Int)] = (0..<65_536).map { _ in
+    (parties[random.below(parties.count)], parties[random.below(parties.count)], [22, 80, 443, 5432, 6379][random.below(5)])
+}
 func explainRate(seconds: Double, _ body: (Int) -> Verdict) -> (rate: Double, allowed: Int) {
     var calls = 0
     var allowed = 0
@@ -173,7 +180,9 @@ func explainRate(seconds: Double, _ body: (Int) -> Verdict) -> (rate: Double, al
     let elapsed = ContinuousClock.now - start
     return (Double(calls) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18), allowed)
 }
-_ = explainRate(seconds: 0.5) { i in (try? network.explain(from: flows[i & 0xFFFF].0, to: flows[i & 0xFFFF].1, port: flows[i & 0xFFFF].2, protocol: .tcp))?.verdict ?? .blocked }
+_ = explainRate(seconds: 0.5) { i in
+    (try? network.explain(from: flows[i & 0xFFFF].0, to: flows[i & 0xFFFF].1, port: flows[i & 0xFFFF].2, protocol: .tcp))?.verdict ?? .blocked
+}
 let byParty = explainRate(seconds: options.seconds) { i in
     (try? network.explain(from: flows[i & 0xFFFF].0, to: flows[i & 0xFFFF].1, port: flows[i & 0xFFFF].2, protocol: .tcp))?.verdict ?? .blocked
 }

@@ -41,11 +41,15 @@ struct Matrix: ParsableCommand {
             let rowWidth = max(table.service.description.count, table.sources.map(\.count).max() ?? 0)
             let widths = table.destinations.map { max($0.count, 1) }
             out += table.service.description.padding(toLength: rowWidth, withPad: " ", startingAt: 0)
-            for (index, destination) in table.destinations.enumerated() { out += "  " + destination.padding(toLength: widths[index], withPad: " ", startingAt: 0) }
+            for (index, destination) in table.destinations.enumerated() {
+                out += "  " + destination.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }
             out += "\n"
             for (row, source) in table.sources.enumerated() {
                 out += source.padding(toLength: rowWidth, withPad: " ", startingAt: 0)
-                for (column, cell) in table.cells[row].enumerated() { out += "  " + symbol(cell).padding(toLength: widths[column], withPad: " ", startingAt: 0) }
+                for (column, cell) in table.cells[row].enumerated() {
+                    out += "  " + symbol(cell).padding(toLength: widths[column], withPad: " ", startingAt: 0)
+                }
                 out += "\n"
             }
             out += "\n"
@@ -70,11 +74,16 @@ struct Matrix: ParsableCommand {
             for (row, source) in table.sources.enumerated() {
                 for (column, destination) in table.destinations.enumerated() {
                     guard let verdict = table.cells[row][column] else { continue }
-                    let blocker = verdict == .blocked
+                    let blocker =
+                        verdict == .blocked
                         ? matrix.mustBlock.first {
-                            $0.source == source && $0.destination == destination && $0.port == table.service.port && $0.protocol == table.service.protocol
+                            $0.source == source && $0.destination == destination && $0.port == table.service.port
+                                && $0.protocol == table.service.protocol
                         }?.blockedBy : nil
-                    let fields = ["\(table.service.protocol)", "\(table.service.port)", source, destination, verdict.rawValue, blocker?.component ?? "", blocker?.code ?? ""]
+                    let fields = [
+                        "\(table.service.protocol)", "\(table.service.port)", source, destination, verdict.rawValue, blocker?.component ?? "",
+                        blocker?.code ?? "",
+                    ]
                     out += fields.map(csvField).joined(separator: ",") + "\n"
                 }
             }

@@ -42,7 +42,9 @@ struct Validate: ParsableCommand {
                 var message: String
             }
             let entries = loaded.diagnostics.map {
-                Entry(file: $0.location.file, line: $0.location.line, column: $0.location.column, severity: $0.severity.rawValue, code: $0.code, message: $0.message)
+                Entry(
+                    file: $0.location.file, line: $0.location.line, column: $0.location.column, severity: $0.severity.rawValue, code: $0.code,
+                    message: $0.message)
             }
             print(try jsonText(Report(file: options.model, valid: !failed, errors: errors, warnings: warnings, diagnostics: entries)))
         case .text:
@@ -52,7 +54,9 @@ struct Validate: ParsableCommand {
                     "\(options.model): valid: \(topology.subnets.count) subnets, \(topology.instances.count) instances, \(topology.securityGroups.count) security groups, \(topology.intents.count) intents hold; \(warnings) warning\(warnings == 1 ? "" : "s")"
                 )
             } else {
-                printError("\(options.model): \(errors) error\(errors == 1 ? "" : "s"), \(warnings) warning\(warnings == 1 ? "" : "s")\(strict && errors == 0 ? " (--strict)" : "")")
+                printError(
+                    "\(options.model): \(errors) error\(errors == 1 ? "" : "s"), \(warnings) warning\(warnings == 1 ? "" : "s")\(strict && errors == 0 ? " (--strict)" : "")"
+                )
             }
         }
         if failed { throw ExitCodes.invalidModel }

@@ -14,7 +14,10 @@ struct AddressingTests {
         #expect(block.wasCanonical == wasCanonical)
     }
 
-    @Test(arguments: ["", "10.0.0.0/33", "10.0.0/24", "10.0.0.256/24", "10.0.0.0/", "10.0.0.0/-1", "a.b.c.d/8", "10.0.0.0/24/1", "010.0.0.1", "10..0.1", " 10.0.0.1"])
+    @Test(arguments: [
+        "", "10.0.0.0/33", "10.0.0/24", "10.0.0.256/24", "10.0.0.0/", "10.0.0.0/-1", "a.b.c.d/8", "10.0.0.0/24/1", "010.0.0.1", "10..0.1",
+        " 10.0.0.1",
+    ])
     func rejectsMalformed(text: String) {
         #expect(CIDR(text) == nil)
     }
@@ -55,7 +58,8 @@ struct AddressingTests {
 
     @Test("property: the prefix table returns the longest containing block, as a linear scan does")
     func longestPrefixMatch() async {
-        await propertyCheck(count: 200, input: Gen.uint32().array(of: 1...20), Gen.int(in: 0...32).array(of: 20), Gen.uint32()) { addresses, lengths, probe in
+        await propertyCheck(count: 200, input: Gen.uint32().array(of: 1...20), Gen.int(in: 0...32).array(of: 20), Gen.uint32()) {
+            addresses, lengths, probe in
             var table = PrefixTable<Int>()
             var blocks: [CIDR] = []
             for (index, raw) in addresses.enumerated() {

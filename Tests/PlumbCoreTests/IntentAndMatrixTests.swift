@@ -20,7 +20,9 @@ struct IntentAndMatrixTests {
     @Test("an intent the rules contradict is found, even for one host among many alike")
     func violationsAreFound() {
         var model = Fixture.base()
-        model.instances += (20..<40).map { Instance(id: "i-\($0)", name: "worker-\($0)", interfaces: [Fixture.eni("eni-\($0)", "subnet-far", "10.0.2.\($0)")]) }
+        model.instances += (20..<40).map {
+            Instance(id: "i-\($0)", name: "worker-\($0)", interfaces: [Fixture.eni("eni-\($0)", "subnet-far", "10.0.2.\($0)")])
+        }
         model.acl(
             "acl-priv", subnet: "subnet-priv", ingress: [rule(90, .all, nil, "10.0.2.33/32", .deny), rule(100, .all, nil, "0.0.0.0/0", .allow)],
             egress: allowAll)
@@ -45,7 +47,8 @@ struct IntentAndMatrixTests {
     func matrix() throws {
         var model = Fixture.base()
         model.instance("priv") { $0.listens = [Listen(port: 5432)] }
-        model.groups(of: "priv", [SecurityGroup(id: "sg-db", ingress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(5432), securityGroup: "sg-app")])])
+        model.groups(
+            of: "priv", [SecurityGroup(id: "sg-db", ingress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(5432), securityGroup: "sg-app")])])
         model.groups(of: "far", [SecurityGroup(id: "sg-app")])
         let matrix = Network(model).expectedMatrix()
         let table = try #require(matrix.tables.first { $0.service == ServicePort(.tcp, 5432) })

@@ -15,7 +15,7 @@ struct NATRuleTests {
             SecurityGroup(
                 id: "sg-nat",
                 ingress: natIngress ?? [
-                    SecurityGroupRule(protocol: .tcp, ports: PortRange(443), cidr: Fixture.cidr("10.0.0.0/16")),
+                    SecurityGroupRule(protocol: .tcp, ports: PortRange(443), cidr: Fixture.cidr("10.0.0.0/16"))
                 ]))
         model.routeTables[1].routes = [Route(destination: .any, target: "nat-box")]
         return model
@@ -35,9 +35,13 @@ struct NATRuleTests {
         let explanation = try model.explain("priv", "internet", 443)
         #expect(explanation.hops.contains { $0.component == "nat-gw" && $0.check == "translate" && $0.detail.contains("203.0.113.5") })
 
-        model.groups(of: "pub", [SecurityGroup(id: "sg-pg", ingress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(5432), cidr: Fixture.cidr("10.0.0.0/16"))])])
+        model.groups(
+            of: "pub",
+            [SecurityGroup(id: "sg-pg", ingress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(5432), cidr: Fixture.cidr("10.0.0.0/16"))])])
         #expect(try model.explain("priv", "203.0.113.10", 5432).code == "ENI_SG_RULES_MISMATCH", "the private block no longer matches after NAT")
-        model.groups(of: "pub", [SecurityGroup(id: "sg-pg", ingress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(5432), cidr: Fixture.cidr("203.0.113.5/32"))])])
+        model.groups(
+            of: "pub",
+            [SecurityGroup(id: "sg-pg", ingress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(5432), cidr: Fixture.cidr("203.0.113.5/32"))])])
         #expect(try model.explain("priv", "203.0.113.10", 5432).verdict == .allowed)
     }
 

@@ -22,7 +22,9 @@ struct NetworkACLRuleTests {
     @Test("NACL-2 ordered, first match: the lowest number that matches decides, whatever the listing order")
     func nacl2FirstMatch() throws {
         var model = Fixture.base()
-        model.acl("acl-priv", subnet: "subnet-priv", ingress: [rule(200, .all, nil, "0.0.0.0/0", .allow), rule(100, .tcp, PortRange(22), "0.0.0.0/0", .deny)], egress: allowAll)
+        model.acl(
+            "acl-priv", subnet: "subnet-priv",
+            ingress: [rule(200, .all, nil, "0.0.0.0/0", .allow), rule(100, .tcp, PortRange(22), "0.0.0.0/0", .deny)], egress: allowAll)
         let denied = try model.explain("pub", "priv", 22)
         #expect(denied.verdict == .blocked)
         #expect(denied.code == "SUBNET_ACL_RESTRICTION")
@@ -30,7 +32,9 @@ struct NetworkACLRuleTests {
         #expect(try model.explain("pub", "priv", 80).verdict == .allowed)
 
         model.networkAcls = []
-        model.acl("acl-priv", subnet: "subnet-priv", ingress: [rule(100, .all, nil, "0.0.0.0/0", .allow), rule(200, .tcp, PortRange(22), "0.0.0.0/0", .deny)], egress: allowAll)
+        model.acl(
+            "acl-priv", subnet: "subnet-priv",
+            ingress: [rule(100, .all, nil, "0.0.0.0/0", .allow), rule(200, .tcp, PortRange(22), "0.0.0.0/0", .deny)], egress: allowAll)
         #expect(try model.explain("pub", "priv", 22).verdict == .allowed)
     }
 
@@ -50,7 +54,9 @@ struct NetworkACLRuleTests {
         #expect(try model.explain("pub", "priv", 22).verdict == .blocked)
 
         var withDefault = Fixture.base()
-        withDefault.networkAcls = [NetworkACL(id: "acl-default", default: true, ingress: [rule(100, .tcp, PortRange(80), "0.0.0.0/0", .allow)], egress: allowAll)]
+        withDefault.networkAcls = [
+            NetworkACL(id: "acl-default", default: true, ingress: [rule(100, .tcp, PortRange(80), "0.0.0.0/0", .allow)], egress: allowAll)
+        ]
         let explanation = try withDefault.explain("pub", "priv", 22)
         #expect(explanation.blockedComponent == "acl-default")
     }
@@ -79,7 +85,9 @@ struct NetworkACLRuleTests {
     @Test("NACL-8 protocol: all (-1) matches every port; a tcp rule does not match udp")
     func nacl8Protocol() throws {
         var model = Fixture.base()
-        model.acl("acl-priv", subnet: "subnet-priv", ingress: [NetworkACLRule(rule: 100, protocol: .all, ports: PortRange(80), cidr: .any, action: .allow)], egress: allowAll)
+        model.acl(
+            "acl-priv", subnet: "subnet-priv", ingress: [NetworkACLRule(rule: 100, protocol: .all, ports: PortRange(80), cidr: .any, action: .allow)],
+            egress: allowAll)
         #expect(try model.explain("pub", "priv", 22).verdict == .allowed, "ports are ignored for -1")
         model.networkAcls = []
         model.acl("acl-priv", subnet: "subnet-priv", ingress: [rule(100, .tcp, nil, "0.0.0.0/0", .allow)], egress: allowAll)
@@ -111,7 +119,8 @@ struct NetworkACLRuleTests {
     func nacl10NATGatewayRange() throws {
         var model = Fixture.base()
         model.acl(
-            "acl-pub", subnet: "subnet-pub", ingress: [rule(100, .all, nil, "10.0.0.0/16", .allow), rule(110, .tcp, PortRange(32768, 65535), "0.0.0.0/0", .allow)],
+            "acl-pub", subnet: "subnet-pub",
+            ingress: [rule(100, .all, nil, "10.0.0.0/16", .allow), rule(110, .tcp, PortRange(32768, 65535), "0.0.0.0/0", .allow)],
             egress: allowAll)
         let explanation = try model.explain("priv", "internet", 443)
         #expect(explanation.verdict == .blocked)
@@ -157,7 +166,9 @@ struct NetworkACLRuleTests {
             let sorted = rules.sorted { $0.rule < $1.rule }
             var expectAllowed = true
             for port in range.from...range.to {
-                let decided = sorted.first { ($0.protocol == .all || $0.protocol == .tcp) && $0.cidr.contains(remote) && ($0.protocol == .all || $0.ports!.contains(port)) }
+                let decided = sorted.first {
+                    ($0.protocol == .all || $0.protocol == .tcp) && $0.cidr.contains(remote) && ($0.protocol == .all || $0.ports!.contains(port))
+                }
                 if decided?.action != .allow { expectAllowed = false }
             }
             if case .allowed = verdict {

@@ -42,7 +42,8 @@ struct SecurityGroupRuleTests {
     @Test("SG-3 stateful: the reply is never checked against security groups")
     func sg3Stateful() throws {
         var model = Fixture.base()
-        model.groups(of: "priv", [SecurityGroup(id: "sg-in", ingress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(22), cidr: .any)], egress: [])])
+        model.groups(
+            of: "priv", [SecurityGroup(id: "sg-in", ingress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(22), cidr: .any)], egress: [])])
         let explanation = try model.explain("pub", "priv", 22)
         #expect(explanation.verdict == .allowed)
         #expect(!explanation.hops.contains { $0.direction == .return && $0.componentType == "security-group" })
@@ -80,7 +81,8 @@ struct SecurityGroupRuleTests {
     @Test("SG-5 references: a rule naming a group matches the private addresses of its members")
     func sg5References() throws {
         var model = Fixture.base()
-        model.groups(of: "priv", [SecurityGroup(id: "sg-db", ingress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(5432), securityGroup: "sg-app")])])
+        model.groups(
+            of: "priv", [SecurityGroup(id: "sg-db", ingress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(5432), securityGroup: "sg-app")])])
         model.groups(of: "pub", [SecurityGroup(id: "sg-app")])
         let allowed = try model.explain("pub", "priv", 5432)
         #expect(allowed.verdict == .allowed)
@@ -91,8 +93,10 @@ struct SecurityGroupRuleTests {
     @Test("SG-6 references do not survive translation: hairpin through the internet gateway arrives from the public IP")
     func sg6NoReferenceAcrossTranslation() throws {
         var model = Fixture.base()
-        model.instances.append(Instance(id: "i-pub2", name: "pub2", interfaces: [Fixture.eni("eni-pub2", "subnet-pub", "10.0.0.20", elasticIp: "203.0.113.20")]))
-        model.groups(of: "pub2", [SecurityGroup(id: "sg-db", ingress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(5432), securityGroup: "sg-app")])])
+        model.instances.append(
+            Instance(id: "i-pub2", name: "pub2", interfaces: [Fixture.eni("eni-pub2", "subnet-pub", "10.0.0.20", elasticIp: "203.0.113.20")]))
+        model.groups(
+            of: "pub2", [SecurityGroup(id: "sg-db", ingress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(5432), securityGroup: "sg-app")])])
         model.groups(of: "pub", [SecurityGroup(id: "sg-app")])
         #expect(try model.explain("pub", "pub2", 5432).verdict == .allowed)
         let hairpin = try model.explain("pub", "203.0.113.20", 5432)
@@ -100,7 +104,9 @@ struct SecurityGroupRuleTests {
         #expect(hairpin.blockedComponent == "sg-db")
         #expect(hairpin.blockedBy?.detail.contains("SG-6") == true)
 
-        model.groups(of: "pub2", [SecurityGroup(id: "sg-db", ingress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(5432), cidr: Fixture.cidr("203.0.113.10/32"))])])
+        model.groups(
+            of: "pub2",
+            [SecurityGroup(id: "sg-db", ingress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(5432), cidr: Fixture.cidr("203.0.113.10/32"))])])
         #expect(try model.explain("pub", "203.0.113.20", 5432).verdict == .allowed, "allowing the caller's Elastic IP works")
     }
 
@@ -118,7 +124,8 @@ struct SecurityGroupRuleTests {
     @Test("SG-8 stale references: a rule naming a group that does not exist is an error")
     func sg8StaleReference() {
         var model = Fixture.base()
-        model.groups(of: "priv", [SecurityGroup(id: "sg-x", ingress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(22), securityGroup: "sg-gone")])])
+        model.groups(
+            of: "priv", [SecurityGroup(id: "sg-x", ingress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(22), securityGroup: "sg-gone")])])
         let problems = model.diagnostics()
         #expect(problems.contains { $0.severity == .error && $0.code == "dangling-reference" && $0.message.contains("sg-gone") })
     }

@@ -17,7 +17,9 @@ struct ServiceRuleTests {
     func eni2Primary() throws {
         var model = Fixture.base()
         model.instance("priv") {
-            $0.interfaces = [Fixture.eni("eni-extra", "subnet-priv", "10.0.1.40", device: 1), Fixture.eni("eni-priv", "subnet-priv", "10.0.1.10", device: 0)]
+            $0.interfaces = [
+                Fixture.eni("eni-extra", "subnet-priv", "10.0.1.40", device: 1), Fixture.eni("eni-priv", "subnet-priv", "10.0.1.10", device: 0),
+            ]
         }
         #expect(try model.explain("pub", "priv", 22).destination == "priv (10.0.1.10)")
     }
@@ -69,7 +71,8 @@ struct ServiceRuleTests {
     func elb2SecurityGroups() throws {
         let referencing = ServiceRuleTests.withBalancers(targetGroups: ["sg-target"])
         var model = referencing
-        model.securityGroups.append(SecurityGroup(id: "sg-target", ingress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(8080), securityGroup: "sg-lb")]))
+        model.securityGroups.append(
+            SecurityGroup(id: "sg-target", ingress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(8080), securityGroup: "sg-lb")]))
         #expect(try model.explain("far", "lb-in", 80).verdict == .allowed)
         #expect(try model.explain("far", "priv", 8080).verdict == .blocked, "only the balancer may reach the target directly")
 
@@ -91,7 +94,9 @@ struct ServiceRuleTests {
     static func withGatewayEndpoint() -> Topology {
         var model = Fixture.base()
         model.prefixLists = [PrefixList(id: "pl-s3", name: "com.amazonaws.us-east-1.s3", cidrs: [Fixture.cidr("52.216.0.0/15")])]
-        model.vpcEndpoints = [VPCEndpoint(id: "vpce-s3", type: "gateway", service: "com.amazonaws.us-east-1.s3", prefixList: "pl-s3", routeTables: ["rtb-priv"])]
+        model.vpcEndpoints = [
+            VPCEndpoint(id: "vpce-s3", type: "gateway", service: "com.amazonaws.us-east-1.s3", prefixList: "pl-s3", routeTables: ["rtb-priv"])
+        ]
         model.routeTables[1].routes.append(Route(destinationPrefixList: "pl-s3", target: "vpce-s3"))
         model.endpoints = [Endpoint(id: "s3", kind: .s3, prefixList: "pl-s3")]
         return model
@@ -104,7 +109,8 @@ struct ServiceRuleTests {
         #expect(explanation.verdict == .allowed)
         #expect(explanation.hops.contains { $0.component == "vpce-s3" })
         #expect(!explanation.hops.contains { $0.component == "nat-gw" })
-        model.groups(of: "priv", [SecurityGroup(id: "sg-s3only", egress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(443), prefixList: "pl-s3")])])
+        model.groups(
+            of: "priv", [SecurityGroup(id: "sg-s3only", egress: [SecurityGroupRule(protocol: .tcp, ports: PortRange(443), prefixList: "pl-s3")])])
         #expect(try model.explain("priv", "s3", 443).verdict == .allowed)
         #expect(try model.explain("priv", "internet", 443).blockedComponent == "sg-s3only")
     }

@@ -11,8 +11,18 @@ struct ValidationTests {
         ("address-outside-subnet", .error, { $0.instance("priv") { $0.interfaces[0].privateIp = IPv4Address(10, 0, 2, 50) } }),
         ("duplicate-address", .error, { $0.instance("priv") { $0.interfaces[0].privateIp = IPv4Address(10, 0, 1, 11) } }),
         ("duplicate-address", .error, { $0.nats[0].privateIp = IPv4Address(10, 0, 0, 10) }),
-        ("duplicate-rule-number", .error, { $0.acl("acl-x", subnet: "subnet-far", ingress: [rule(100, .all, nil, "0.0.0.0/0", .allow), rule(100, .tcp, nil, "0.0.0.0/0", .deny)], egress: []) }),
-        ("invalid-rule-number", .error, { $0.acl("acl-x", subnet: "subnet-far", ingress: [rule(32767, .all, nil, "0.0.0.0/0", .allow)], egress: []) }),
+        (
+            "duplicate-rule-number", .error,
+            {
+                $0.acl(
+                    "acl-x", subnet: "subnet-far", ingress: [rule(100, .all, nil, "0.0.0.0/0", .allow), rule(100, .tcp, nil, "0.0.0.0/0", .deny)],
+                    egress: [])
+            }
+        ),
+        (
+            "invalid-rule-number", .error,
+            { $0.acl("acl-x", subnet: "subnet-far", ingress: [rule(32767, .all, nil, "0.0.0.0/0", .allow)], egress: []) }
+        ),
         ("duplicate-route", .error, { $0.routeTables[0].routes.append(Route(destination: .any, target: "nat-gw")) }),
         ("invalid-route-target", .error, { $0.routeTables[0].routes.append(Route(destination: CIDR("192.0.2.0/24")!, target: "sg-open")) }),
         ("malformed", .error, { $0.nats[0].connectivity = "pubic" }),
@@ -36,7 +46,9 @@ struct ValidationTests {
             { model in
                 for n in 0..<5 {
                     model.instances.append(
-                        Instance(id: "i-e\(n)", interfaces: [Fixture.eni("eni-e\(n)", "subnet-pub", "10.0.0.\(100 + n)", elasticIp: "203.0.113.\(100 + n)")]))
+                        Instance(
+                            id: "i-e\(n)",
+                            interfaces: [Fixture.eni("eni-e\(n)", "subnet-pub", "10.0.0.\(100 + n)", elasticIp: "203.0.113.\(100 + n)")]))
                 }
             }
         ),

@@ -67,7 +67,8 @@ struct AWSImportTests {
         let egress = try network.explain(from: "app", to: "internet", port: 443, protocol: .tcp)
         #expect(egress.verdict == .allowed)
         #expect(egress.hops.contains { $0.component == "nat-e9a0fc196c8df8711" && $0.check == "translate" })
-        #expect(try network.explain(from: "internet", to: "db", port: 5432, protocol: .tcp).blockedBy?.code == "IGW_PRIVATE_IP_ASSOCIATION_FOR_INGRESS")
+        #expect(
+            try network.explain(from: "internet", to: "db", port: 5432, protocol: .tcp).blockedBy?.code == "IGW_PRIVATE_IP_ASSOCIATION_FOR_INGRESS")
         #expect(try network.explain(from: "bastion", to: "db", port: 22, protocol: .tcp).verdict == .allowed)
         #expect(try network.explain(from: "web", to: "db", port: 5432, protocol: .tcp).blockedBy?.code == "ENI_SG_RULES_MISMATCH")
         // The scenario's app-sg admits 8080 only from web-sg, not from the balancer's group: the balancer cannot reach its target.
@@ -92,8 +93,16 @@ struct AWSImportTests {
         let cases: [(String, String, String)] = [
             ("describe-subnets.json", "{\"Subnets\": {\"SubnetId\": 1}}", "\"Subnets\" list"),
             ("describe-vpcs.json", "[1, 2]", "\"Vpcs\" list"),
-            ("describe-route-tables.json", "{\"RouteTables\": [\n  {\"RouteTableId\": \"rtb-1\", \"VpcId\": \"vpc-1e46acbd9cde6ece8\",\n   \"Routes\": [{\"DestinationCidrBlock\": \"10.0.0.0/99\", \"GatewayId\": \"local\"}]}]}", "not an IPv4 CIDR block"),
-            ("describe-instances.json", "{\"Reservations\": [{\"Instances\": [{\"InstanceId\": \"i-1\", \"VpcId\": \"vpc-1e46acbd9cde6ece8\", \"NetworkInterfaces\": [{\"NetworkInterfaceId\": \"eni-1\", \"SubnetId\": \"subnet-1b5335c6879b62532\", \"PrivateIpAddress\": \"ten\"}]}]}]}", "'ten' is not an IPv4 address"),
+            (
+                "describe-route-tables.json",
+                "{\"RouteTables\": [\n  {\"RouteTableId\": \"rtb-1\", \"VpcId\": \"vpc-1e46acbd9cde6ece8\",\n   \"Routes\": [{\"DestinationCidrBlock\": \"10.0.0.0/99\", \"GatewayId\": \"local\"}]}]}",
+                "not an IPv4 CIDR block"
+            ),
+            (
+                "describe-instances.json",
+                "{\"Reservations\": [{\"Instances\": [{\"InstanceId\": \"i-1\", \"VpcId\": \"vpc-1e46acbd9cde6ece8\", \"NetworkInterfaces\": [{\"NetworkInterfaceId\": \"eni-1\", \"SubnetId\": \"subnet-1b5335c6879b62532\", \"PrivateIpAddress\": \"ten\"}]}]}]}",
+                "'ten' is not an IPv4 address"
+            ),
             ("describe-network-acls.json", "{\"NetworkAcls\": [ {\"NetworkAclId\": ", "not valid YAML/JSON"),
         ]
         for (file, text, needle) in cases {
@@ -123,7 +132,8 @@ struct AWSImportTests {
         #expect(ambiguous.diagnostics.contains { $0.message.contains("pick one with --vpc") })
         let picked = AWSImport.run(directory: directory.path, vpc: "vpc-1e46acbd9cde6ece8")
         #expect(picked.topology?.subnets.count == 3)
-        #expect(AWSImport.run(directory: directory.path, vpc: "vpc-nope").diagnostics.contains { $0.message.contains("vpc-nope is not in this file") })
+        #expect(
+            AWSImport.run(directory: directory.path, vpc: "vpc-nope").diagnostics.contains { $0.message.contains("vpc-nope is not in this file") })
     }
 
     @Test("IPv6 entries are left out, as are deleted NAT gateways, whose routes become blackholes")
@@ -131,11 +141,14 @@ struct AWSImportTests {
         let directory = try scratchCopyOfFixture()
         defer { try? FileManager.default.removeItem(at: directory) }
         let natFile = directory.appendingPathComponent("describe-nat-gateways.json")
-        let text = try String(contentsOf: natFile, encoding: .utf8).replacingOccurrences(of: "\"State\": \"available\"", with: "\"State\": \"deleted\"")
+        let text = try String(contentsOf: natFile, encoding: .utf8).replacingOccurrences(
+            of: "\"State\": \"available\"", with: "\"State\": \"deleted\"")
         try Data(text.utf8).write(to: natFile)
         let aclFile = directory.appendingPathComponent("describe-network-acls.json")
         let acls = try String(contentsOf: aclFile, encoding: .utf8).replacingOccurrences(
-            of: "\"Entries\": [", with: "\"Entries\": [{\"Ipv6CidrBlock\": \"::/0\", \"Egress\": false, \"Protocol\": \"-1\", \"RuleAction\": \"allow\", \"RuleNumber\": 101},",
+            of: "\"Entries\": [",
+            with:
+                "\"Entries\": [{\"Ipv6CidrBlock\": \"::/0\", \"Egress\": false, \"Protocol\": \"-1\", \"RuleAction\": \"allow\", \"RuleNumber\": 101},",
             options: [], range: nil)
         try Data(acls.utf8).write(to: aclFile)
         let result = AWSImport.run(directory: directory.path)

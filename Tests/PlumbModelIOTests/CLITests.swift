@@ -33,7 +33,8 @@ struct CLI {
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+        return Output(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
     }
 }
 
@@ -54,7 +55,10 @@ struct CLITests {
 
     @Test("validate: exit 1 and one FILE:LINE:COLUMN line per problem")
     func validateInvalid() throws {
-        let file = try temporaryFile("bad.yaml", "vpc: {id: vpc-1, cidrBlocks: [10.0.0.0/16]}\nsubnets:\n  - {id: a, cidr: 10.1.0.0/24}\n  - {id: b, cidr: 10.0.0.0/24, routeTable: rtb-x}\n")
+        let file = try temporaryFile(
+            "bad.yaml",
+            "vpc: {id: vpc-1, cidrBlocks: [10.0.0.0/16]}\nsubnets:\n  - {id: a, cidr: 10.1.0.0/24}\n  - {id: b, cidr: 10.0.0.0/24, routeTable: rtb-x}\n"
+        )
         defer { try? FileManager.default.removeItem(at: file) }
         let output = try CLI.run(["validate", "--model", file.path])
         #expect(output.status == 1)
@@ -71,7 +75,9 @@ struct CLITests {
     @Test("validate: warnings fail only with --strict; --format json lists them")
     func validateStrict() throws {
         let file = try temporaryFile(
-            "warn.yaml", "vpc: {id: vpc-1, cidrBlocks: [10.0.0.0/16]}\nsubnets: [{id: a, cidr: 10.0.1.0/24}]\nrouteTables: [{id: r, main: true, routes: []}]\nsecurityGroups: [{id: sg-unused}]\n")
+            "warn.yaml",
+            "vpc: {id: vpc-1, cidrBlocks: [10.0.0.0/16]}\nsubnets: [{id: a, cidr: 10.0.1.0/24}]\nrouteTables: [{id: r, main: true, routes: []}]\nsecurityGroups: [{id: sg-unused}]\n"
+        )
         defer { try? FileManager.default.removeItem(at: file) }
         #expect(try CLI.run(["validate", "--model", file.path]).status == 0)
         let strict = try CLI.run(["validate", "--model", file.path, "--strict"])
@@ -85,7 +91,9 @@ struct CLITests {
 
     @Test("explain: text reads hop by hop; exit 0 for both verdicts")
     func explainText() throws {
-        let allowed = try CLI.run(["explain", "--model", "examples/karma.yaml", "--from", "app-1", "--to", "s3", "--port", "443", "--protocol", "tcp"])
+        let allowed = try CLI.run([
+            "explain", "--model", "examples/karma.yaml", "--from", "app-1", "--to", "s3", "--port", "443", "--protocol", "tcp",
+        ])
         #expect(allowed.status == 0)
         #expect(allowed.stdout.hasPrefix("app-1 (10.0.1.20) -> s3 (203.0.113.100) tcp 443: ALLOWED"), "\(allowed.stdout)")
         #expect(allowed.stdout.contains("NAT instance nat rewrites source 10.0.1.20 to 203.0.113.10"))
@@ -97,7 +105,9 @@ struct CLITests {
 
     @Test("explain: JSON has verdict, hops and blockedBy")
     func explainJSON() throws {
-        let output = try CLI.run(["explain", "--model", "examples/karma.yaml", "--from", "internet", "--to", "db", "--port", "5432", "--format", "json"])
+        let output = try CLI.run([
+            "explain", "--model", "examples/karma.yaml", "--from", "internet", "--to", "db", "--port", "5432", "--format", "json",
+        ])
         #expect(output.status == 0)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
         #expect(object["verdict"] as? String == "blocked")
@@ -106,7 +116,9 @@ struct CLITests {
         #expect(blocker["component"] as? String == "eni-db")
         #expect(blocker["code"] as? String == "IGW_PRIVATE_IP_ASSOCIATION_FOR_INGRESS")
 
-        let ping = try CLI.run(["explain", "--model", "examples/karma.yaml", "--from", "bastion", "--to", "db", "--port", "8", "--protocol", "icmp", "--format", "json"])
+        let ping = try CLI.run([
+            "explain", "--model", "examples/karma.yaml", "--from", "bastion", "--to", "db", "--port", "8", "--protocol", "icmp", "--format", "json",
+        ])
         let pingObject = try #require(try JSONSerialization.jsonObject(with: Data(ping.stdout.utf8)) as? [String: Any])
         #expect(pingObject["verdict"] as? String == "blocked", "acl-data admits no ICMP from the public subnet")
     }

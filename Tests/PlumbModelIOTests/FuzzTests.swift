@@ -22,7 +22,10 @@ struct FuzzTests {
         mutating func mutate(_ text: String) -> String {
             var lines = text.components(separatedBy: "\n")
             guard !lines.isEmpty else { return text }
-            let junk = ["{", "}", "[", "]", ":", "-", "\"", "'", "#", "&a", "*a", "\t", "~", "null", "-1", "99999999999999999999", "0.0.0.0/0", "é", "\u{0}", "  "]
+            let junk = [
+                "{", "}", "[", "]", ":", "-", "\"", "'", "#", "&a", "*a", "\t", "~", "null", "-1", "99999999999999999999", "0.0.0.0/0", "é", "\u{0}",
+                "  ",
+            ]
             switch below(7) {
             case 0: lines.remove(at: below(lines.count))
             case 1:
@@ -52,7 +55,10 @@ struct FuzzTests {
 
     @Test("mutated models: no crash, every failure located")
     func modelDecoder() throws {
-        let seeds = [try String(contentsOfFile: example("karma.yaml"), encoding: .utf8), try String(contentsOfFile: example("aws-nat-scenario.yaml"), encoding: .utf8)]
+        let seeds = [
+            try String(contentsOfFile: example("karma.yaml"), encoding: .utf8),
+            try String(contentsOfFile: example("aws-nat-scenario.yaml"), encoding: .utf8),
+        ]
         var mutator = Mutator(state: 0x5EED)
         let deadline = ContinuousClock.now + .seconds(20)
         var iterations = 0

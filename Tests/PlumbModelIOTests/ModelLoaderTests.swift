@@ -91,14 +91,15 @@ struct ModelLoaderTests {
 
     @Test("semantic errors point at the field")
     func semanticLocations() throws {
-        let text = minimalModel + """
+        let text =
+            minimalModel + """
 
-              - id: rtb-other
-                main: true
-                subnets: [subnet-nope]
-                routes:
-                  - {destination: 0.0.0.0/0, target: igw-missing}
-            """
+                  - id: rtb-other
+                    main: true
+                    subnets: [subnet-nope]
+                    routes:
+                      - {destination: 0.0.0.0/0, target: igw-missing}
+                """
         let loaded = ModelLoader.load(text: text, file: "s.yaml")
         let byCode = Dictionary(grouping: loaded.diagnostics, by: \.code)
         #expect(byCode["multiple-main"]?.first?.location.line == 12)

@@ -88,7 +88,8 @@ extension Network {
     }
 
     /// The verdict and blocker of a flow, without the hop-by-hop text: what the matrix, intents and plans use.
-    public func verdict(from source: Party, to destination: Party, port: Int, protocol proto: IPProtocol) throws(ExplainError) -> (Verdict, Blocker?) {
+    public func verdict(from source: Party, to destination: Party, port: Int, protocol proto: IPProtocol) throws(ExplainError) -> (Verdict, Blocker?)
+    {
         var walker = PathWalker(network: self, protocolNumber: proto.number, port: port, recording: false)
         let blocker = try walk(&walker, from: source, to: destination)
         return (blocker == nil ? .allowed : .blocked, blocker)
@@ -198,11 +199,15 @@ struct PathWalker {
             node = balancer.nodes.first { network.subnets[network.interfaces[$0].subnet].zone == zone } ?? node
         }
         guard let node else {
-            return block(balancer.id, "load-balancer", ExplanationCode.noTargets, nil, .forward, "load balancer \(balancer.id) has no node in any subnet of the model")
+            return block(
+                balancer.id, "load-balancer", ExplanationCode.noTargets, nil, .forward,
+                "load balancer \(balancer.id) has no node in any subnet of the model")
         }
-        let nodeAddress = fromInternet ? (network.interfaces[node].publicIp ?? network.interfaces[node].privateIp) : network.interfaces[node].privateIp
+        let nodeAddress =
+            fromInternet ? (network.interfaces[node].publicIp ?? network.interfaces[node].privateIp) : network.interfaces[node].privateIp
         if let blocker = leg(from: source, to: .interface(node, address: nodeAddress)) { return blocker }
-        guard let listener = balancer.listeners.first(where: { $0.port == port && ($0.protocolNumber == protocolNumber || $0.protocolNumber == -1) }) else {
+        guard let listener = balancer.listeners.first(where: { $0.port == port && ($0.protocolNumber == protocolNumber || $0.protocolNumber == -1) })
+        else {
             let ports = balancer.listeners.map { "\($0.port)" }.joined(separator: ", ")
             return block(
                 balancer.id, "load-balancer", ExplanationCode.noListener, nil, .forward,
@@ -221,7 +226,9 @@ struct PathWalker {
         for target in balancer.targets {
             guard let interface = network.instances[target].interfaces.first else { continue }
             hops = before
-            let blocker = leg(from: .interface(node, address: network.interfaces[node].privateIp), to: .interface(interface, address: network.interfaces[interface].privateIp))
+            let blocker = leg(
+                from: .interface(node, address: network.interfaces[node].privateIp),
+                to: .interface(interface, address: network.interfaces[interface].privateIp))
             guard let blocker else { return nil }
             if firstFailure == nil { firstFailure = (hops, blocker) }
         }
@@ -253,7 +260,9 @@ struct PathWalker {
             var packet = Packet(
                 source: address, destination: destinationAddress, sourcePorts: network.interfaces[sender].ephemeralPorts, identityPreserved: true,
                 sender: sender, publicSource: network.interfaces[sender].privateIp != address, viaPeering: false)
-            if let failure = securityGroupCheck(sender, ingress: false, remote: destinationAddress, identityPreserved: isPrivateInVPC(destinationAddress)) {
+            if let failure = securityGroupCheck(
+                sender, ingress: false, remote: destinationAddress, identityPreserved: isPrivateInVPC(destinationAddress))
+            {
                 return failure
             }
             blocker = forward(&packet, from: network.interfaces[sender].subnet, to: destination)
@@ -303,15 +312,19 @@ struct PathWalker {
             }
             let table = network.routeTables[tableIndex]
             guard let route = table.lookup(packet.destination) else {
-                return block(table.id, "route-table", ExplanationCode.noRoute, nil, .forward, "route table \(table.id) has no route to \(packet.destination)")
+                return block(
+                    table.id, "route-table", ExplanationCode.noRoute, nil, .forward, "route table \(table.id) has no route to \(packet.destination)")
             }
             let routeRule = "\(route.destinationText) -> \(route.targetText)"
             func routeHop(_ detail: String) -> Hop {
-                Hop(direction: .forward, component: table.id, componentType: "route-table", check: "route", outcome: .pass, rule: routeRule, detail: detail)
+                Hop(
+                    direction: .forward, component: table.id, componentType: "route-table", check: "route", outcome: .pass, rule: routeRule,
+                    detail: detail)
             }
             switch route.target {
             case .blackhole(let why):
-                return block(table.id, "route-table", ExplanationCode.blackhole, routeRule, .forward, "route \(routeRule) drops the packet: \(why) (RT-6)")
+                return block(
+                    table.id, "route-table", ExplanationCode.blackhole, routeRule, .forward, "route \(routeRule) drops the packet: \(why) (RT-6)")
 
             case .local:
                 guard let next = network.subnet(containing: packet.destination) else {
@@ -369,7 +382,8 @@ struct PathWalker {
             case .natGateway(let natIndex):
                 let nat = network.nats[natIndex]
                 guard let natInterface = nat.interface else {
-                    return block(nat.id, "nat-gateway", ExplanationCode.blackhole, routeRule, .forward, "NAT gateway \(nat.id) has no subnet in the model")
+                    return block(
+                        nat.id, "nat-gateway", ExplanationCode.blackhole, routeRule, .forward, "NAT gateway \(nat.id) has no subnet in the model")
                 }
                 let natSubnet = network.interfaces[natInterface].subnet
                 if packet.viaPeering {
@@ -428,7 +442,9 @@ struct PathWalker {
                 }
                 packet.identityPreserved = false
                 packet.sender = forwarder
-                if let failure = securityGroupCheck(forwarder, ingress: false, remote: packet.destination, identityPreserved: false) { return failure }
+                if let failure = securityGroupCheck(forwarder, ingress: false, remote: packet.destination, identityPreserved: false) {
+                    return failure
+                }
                 current = hop.subnet
 
             case .peering(let peeringIndex):
@@ -471,7 +487,8 @@ struct PathWalker {
                 return nil
             }
         }
-        return block(network.subnets[current].id, "subnet", ExplanationCode.cycle, nil, .forward, "the path loops through more than 16 forwarding steps")
+        return block(
+            network.subnets[current].id, "subnet", ExplanationCode.cycle, nil, .forward, "the path loops through more than 16 forwarding steps")
     }
 
     /// A packet from outside the VPC arrives.
@@ -491,7 +508,9 @@ struct PathWalker {
             guard network.interfaces[target].publicIp == address else {
                 let interface = network.interfaces[target]
                 let reason =
-                    interface.publicIp.map { "\(address) is a private address; from the internet \(network.label(ofInterface: target)) is reached at \($0)" }
+                    interface.publicIp.map {
+                        "\(address) is a private address; from the internet \(network.label(ofInterface: target)) is reached at \($0)"
+                    }
                     ?? "\(network.label(ofInterface: target)) has no public or Elastic IP, so it cannot be reached from the internet"
                 return block(interface.id, "network-interface", ExplanationCode.igwIngressPrivateIp, nil, .forward, "\(reason) (RT-9)")
             }
@@ -521,7 +540,8 @@ struct PathWalker {
         let subnet = network.subnets[interface.subnet]
         let route = subnet.routeTable.flatMap { network.routeTables[$0].lookup(packet.source) }
         let tableId = subnet.routeTable.map { network.routeTables[$0].id } ?? subnet.id
-        let expected: Network.RouteTarget? = viaPeering ? network.topology.peerings.firstIndex { $0.id == gateway }.map(Network.RouteTarget.peering) : .internetGateway
+        let expected: Network.RouteTarget? =
+            viaPeering ? network.topology.peerings.firstIndex { $0.id == gateway }.map(Network.RouteTarget.peering) : .internetGateway
         guard let route, route.target == expected else {
             let actual = route.map { "\($0.destinationText) -> \($0.targetText)" } ?? "no route"
             return block(
@@ -571,7 +591,9 @@ struct PathWalker {
                 Hop(
                     direction: .forward, component: id, componentType: "security-group", check: check, outcome: .pass,
                     rule: "\(ingress ? "ingress" : "egress")[\(rule.index)]",
-                    detail: "\(network.securityGroups[group].label) on \(network.label(ofInterface: interface)) allows \(flowText) \(way) \(rule.peerText)"))
+                    detail:
+                        "\(network.securityGroups[group].label) on \(network.label(ofInterface: interface)) allows \(flowText) \(way) \(rule.peerText)"
+                ))
             return nil
         }
         let groups = eni.securityGroups.map { network.securityGroups[$0].label }
@@ -631,7 +653,9 @@ struct PathWalker {
                     Hop(
                         direction: .return, component: acl.id, componentType: "network-acl", check: check.ingress ? "nacl-ingress" : "nacl-egress",
                         outcome: .pass, rule: "rule \(rule)",
-                        detail: "reply: \(acl.id) (\(network.subnets[check.subnet].label)) allows \(direction) \(what) \(check.ingress ? "from" : "to") \(check.remote)"))
+                        detail:
+                            "reply: \(acl.id) (\(network.subnets[check.subnet].label)) allows \(direction) \(what) \(check.ingress ? "from" : "to") \(check.remote)"
+                    ))
             case .denied(let rule, let deniedPorts):
                 let ruleText = rule.map { "rule \($0)" } ?? "*"
                 let portsText = deniedPorts.map(\.description).joined(separator: ", ")

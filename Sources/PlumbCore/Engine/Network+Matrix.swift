@@ -72,7 +72,9 @@ extension Network {
         for interface in instances[index].interfaces {
             for group in interfaces[interface].securityGroups {
                 for rule in securityGroups[group].ingress where rule.protocolNumber == 6 || rule.protocolNumber == 17 {
-                    if let range = rule.ports, range.from == range.to { ports.insert(ServicePort(rule.protocolNumber == 6 ? .tcp : .udp, range.from)) }
+                    if let range = rule.ports, range.from == range.to {
+                        ports.insert(ServicePort(rule.protocolNumber == 6 ? .tcp : .udp, range.from))
+                    }
                 }
             }
         }
@@ -126,7 +128,8 @@ extension Network {
                 cells.append(row)
             }
             tables.append(
-                ExpectedMatrix.Table(service: service, sources: sources.map(\.label), destinations: destinations.map { instances[$0].label }, cells: cells))
+                ExpectedMatrix.Table(
+                    service: service, sources: sources.map(\.label), destinations: destinations.map { instances[$0].label }, cells: cells))
         }
         return ExpectedMatrix(tables: tables, mustBlock: mustBlock, allowedCount: allowed)
     }

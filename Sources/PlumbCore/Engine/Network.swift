@@ -399,7 +399,9 @@ public struct Network: Sendable {
                             ephemeralPorts: .awsEphemeral, deviceIndex: 0))
                 }
                 nats.append(
-                    NATInfo(id: nat.id, kind: .gateway, interface: interface, egressAddress: nat.isPrivate ? nat.privateIp : nat.elasticIp, isPrivate: nat.isPrivate))
+                    NATInfo(
+                        id: nat.id, kind: .gateway, interface: interface, egressAddress: nat.isPrivate ? nat.privateIp : nat.elasticIp,
+                        isPrivate: nat.isPrivate))
             case .instance:
                 let instance = nat.instance.flatMap { instanceByKey[$0] }
                 let interface = instance.flatMap { instances[$0].interfaces.first }
@@ -431,7 +433,8 @@ public struct Network: Sendable {
             let listeners = balancer.listeners.map { ($0.port, $0.targetPort ?? $0.port, ($0.protocol ?? .tcp).number) }
             loadBalancers.append(
                 LoadBalancerInfo(
-                    id: balancer.id, label: balancer.name ?? balancer.id, internetFacing: balancer.isInternetFacing, nodes: nodes, listeners: listeners,
+                    id: balancer.id, label: balancer.name ?? balancer.id, internetFacing: balancer.isInternetFacing, nodes: nodes,
+                    listeners: listeners,
                     targets: balancer.targets.compactMap { instanceByKey[$0] }))
             loadBalancerByKey[balancer.id] = index
             if let name = balancer.name, loadBalancerByKey[name] == nil { loadBalancerByKey[name] = index }

@@ -61,7 +61,9 @@ public struct AWSImporter {
             return nil
         }
         guard case .mapping = document.value, let items = document[key]?.elements else {
-            error(document, "expected a JSON object with a \"\(key)\" list, as `aws \(file.dropLast(5)) --output json` writes; found \(document.kindDescription)")
+            error(
+                document,
+                "expected a JSON object with a \"\(key)\" list, as `aws \(file.dropLast(5)) --output json` writes; found \(document.kindDescription)")
             return nil
         }
         return items
@@ -218,17 +220,23 @@ public struct AWSImporter {
                     }
                     for range in permission["IpRanges"]?.elements ?? [] {
                         if let block = cidr(range, "CidrIp", "security group \(id) rule") {
-                            out.append(SecurityGroupRule(protocol: proto, ports: ports, icmpCode: icmpCode, cidr: block, description: string(range, "Description")))
+                            out.append(
+                                SecurityGroupRule(
+                                    protocol: proto, ports: ports, icmpCode: icmpCode, cidr: block, description: string(range, "Description")))
                         }
                     }
                     for pair in permission["UserIdGroupPairs"]?.elements ?? [] {
                         if let peer = required(pair, "GroupId", "security group \(id) rule") {
-                            out.append(SecurityGroupRule(protocol: proto, ports: ports, icmpCode: icmpCode, securityGroup: peer, description: string(pair, "Description")))
+                            out.append(
+                                SecurityGroupRule(
+                                    protocol: proto, ports: ports, icmpCode: icmpCode, securityGroup: peer, description: string(pair, "Description")))
                         }
                     }
                     for list in permission["PrefixListIds"]?.elements ?? [] {
                         if let peer = required(list, "PrefixListId", "security group \(id) rule") {
-                            out.append(SecurityGroupRule(protocol: proto, ports: ports, icmpCode: icmpCode, prefixList: peer, description: string(list, "Description")))
+                            out.append(
+                                SecurityGroupRule(
+                                    protocol: proto, ports: ports, icmpCode: icmpCode, prefixList: peer, description: string(list, "Description")))
                         }
                     }
                 }
@@ -253,7 +261,8 @@ public struct AWSImporter {
                 }
                 // 32767 is the implicit final deny (NACL-3); IPv6 entries are not modelled (NACL-7).
                 if number >= 32767 || entry["Ipv6CidrBlock"] != nil { continue }
-                guard let proto = ruleProtocol(entry["Protocol"]?.scalar, entry), let block = cidr(entry, "CidrBlock", "network ACL \(id) rule \(number)")
+                guard let proto = ruleProtocol(entry["Protocol"]?.scalar, entry),
+                    let block = cidr(entry, "CidrBlock", "network ACL \(id) rule \(number)")
                 else { continue }
                 var ports: PortRange?
                 var icmpCode: Int?
@@ -312,8 +321,10 @@ public struct AWSImporter {
                     let groups = (eni["Groups"]?.elements ?? []).compactMap { $0["GroupId"]?.scalar }
                     interfaces.append(
                         NetworkInterface(
-                            id: eniId, mac: string(eni, "MacAddress"), subnet: subnet, privateIp: primary, secondaryIps: secondaries.isEmpty ? nil : secondaries,
-                            publicIp: associated.flatMap { elasticIps.contains($0) ? nil : $0 }, elasticIp: associated.flatMap { elasticIps.contains($0) ? $0 : nil },
+                            id: eniId, mac: string(eni, "MacAddress"), subnet: subnet, privateIp: primary,
+                            secondaryIps: secondaries.isEmpty ? nil : secondaries,
+                            publicIp: associated.flatMap { elasticIps.contains($0) ? nil : $0 },
+                            elasticIp: associated.flatMap { elasticIps.contains($0) ? $0 : nil },
                             securityGroups: groups, deviceIndex: deviceIndex, sourceDestCheck: check ? nil : false, description: descriptions[eniId]))
                 }
                 if interfaces.isEmpty {
@@ -337,7 +348,8 @@ public struct AWSImporter {
             let service = string(endpoint, "ServiceName")
             let prefixList = topology.prefixLists.first { $0.name != nil && $0.name == service }?.id
             let tables = (endpoint["RouteTableIds"]?.elements ?? []).compactMap(\.scalar)
-            topology.vpcEndpoints.append(VPCEndpoint(id: id, type: type, service: service, prefixList: prefixList, routeTables: tables.isEmpty ? nil : tables))
+            topology.vpcEndpoints.append(
+                VPCEndpoint(id: id, type: type, service: service, prefixList: prefixList, routeTables: tables.isEmpty ? nil : tables))
         }
         for peering in list("describe-vpc-peering-connections.json", "VpcPeeringConnections", required: false) ?? [] {
             guard let id = required(peering, "VpcPeeringConnectionId", "a peering connection") else { continue }
@@ -386,7 +398,9 @@ public struct AWSImporter {
                     warning(route, "route table \(id): target \(target) is not in the import; the route is treated as a blackhole (RT-6)")
                     state = .blackhole
                 }
-                if let instance = route["InstanceId"]?.scalar, route["DestinationCidrBlock"]?.scalar == "0.0.0.0/0" { natInstances[instance] = instance }
+                if let instance = route["InstanceId"]?.scalar, route["DestinationCidrBlock"]?.scalar == "0.0.0.0/0" {
+                    natInstances[instance] = instance
+                }
                 if let block = route["DestinationCidrBlock"] {
                     guard let destination = block.scalar.flatMap({ CIDR($0) }) else {
                         error(block, "route table \(id): '\(block.scalar ?? "")' is not an IPv4 CIDR block")
@@ -447,7 +461,8 @@ public struct AWSImporter {
             let securityGroups = balancer["SecurityGroups"]?.elements?.compactMap(\.scalar)
             topology.loadBalancers.append(
                 LoadBalancer(
-                    id: arn, name: string(balancer, "LoadBalancerName"), scheme: string(balancer, "Scheme") ?? "internal", type: type, subnets: subnets,
+                    id: arn, name: string(balancer, "LoadBalancerName"), scheme: string(balancer, "Scheme") ?? "internal", type: type,
+                    subnets: subnets,
                     nodes: nodes.isEmpty ? nil : nodes, securityGroups: securityGroups, listeners: modelListeners, targets: targets))
         }
     }

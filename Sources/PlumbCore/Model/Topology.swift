@@ -367,7 +367,8 @@ public struct SecurityGroup: Codable, Sendable {
     public var egress: [SecurityGroupRule]?
 
     /// Creates a group.
-    public init(id: String, name: String? = nil, description: String? = nil, ingress: [SecurityGroupRule]? = nil, egress: [SecurityGroupRule]? = nil) {
+    public init(id: String, name: String? = nil, description: String? = nil, ingress: [SecurityGroupRule]? = nil, egress: [SecurityGroupRule]? = nil)
+    {
         self.id = id
         self.name = name
         self.description = description
@@ -376,7 +377,9 @@ public struct SecurityGroup: Codable, Sendable {
     }
 
     /// The outbound rules in force.
-    public var effectiveEgress: [SecurityGroupRule] { egress ?? [SecurityGroupRule(protocol: .all, cidr: .any, description: "default: all outbound")] }
+    public var effectiveEgress: [SecurityGroupRule] {
+        egress ?? [SecurityGroupRule(protocol: .all, cidr: .any, description: "default: all outbound")]
+    }
 }
 
 /// Allow or deny.
@@ -429,7 +432,8 @@ public struct NetworkACL: Codable, Sendable {
     public var egress: [NetworkACLRule]
 
     /// Creates a NACL.
-    public init(id: String, name: String? = nil, default: Bool? = nil, subnets: [String]? = nil, ingress: [NetworkACLRule], egress: [NetworkACLRule]) {
+    public init(id: String, name: String? = nil, default: Bool? = nil, subnets: [String]? = nil, ingress: [NetworkACLRule], egress: [NetworkACLRule])
+    {
         self.id = id
         self.name = name
         self.default = `default`

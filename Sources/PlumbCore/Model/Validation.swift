@@ -92,7 +92,9 @@ public struct Validator {
                 error("\(path).cidr", "invalid-cidr", "subnet \(subnet.id) block \(subnet.cidr) is smaller than /28, the smallest AWS allows")
             }
             for (j, other) in t.subnets[..<i].enumerated() where other.cidr.overlaps(subnet.cidr) {
-                error("\(path).cidr", "overlapping-cidr", "subnet \(subnet.id) block \(subnet.cidr) overlaps subnet \(other.id) (\(other.cidr), subnets[\(j)])")
+                error(
+                    "\(path).cidr", "overlapping-cidr",
+                    "subnet \(subnet.id) block \(subnet.cidr) overlaps subnet \(other.id) (\(other.cidr), subnets[\(j)])")
             }
             if let table = subnet.routeTable, !t.routeTables.contains(where: { $0.id == table }) {
                 error("\(path).routeTable", "dangling-reference", "subnet \(subnet.id) names route table '\(table)', which is not in routeTables")
@@ -107,7 +109,9 @@ public struct Validator {
         let t = topology
         let mains = t.routeTables.enumerated().filter { $0.element.isMain }
         for (i, table) in mains.dropFirst() {
-            error("routeTables[\(i)].main", "multiple-main", "route table \(table.id) is main, but \(mains[0].element.id) already is; a VPC has one main table (RT-1)")
+            error(
+                "routeTables[\(i)].main", "multiple-main",
+                "route table \(table.id) is main, but \(mains[0].element.id) already is; a VPC has one main table (RT-1)")
         }
         // RT-1: one route table per subnet.
         var tableOf: [String: (table: String, path: String)] = [:]
@@ -122,7 +126,9 @@ public struct Validator {
                     continue
                 }
                 if let other = tableOf[subnet], other.table != table.id {
-                    error(path, "multiple-route-tables", "subnet \(subnet) is associated with route table \(table.id) and with \(other.table); a subnet has exactly one (RT-1)")
+                    error(
+                        path, "multiple-route-tables",
+                        "subnet \(subnet) is associated with route table \(table.id) and with \(other.table); a subnet has exactly one (RT-1)")
                 } else {
                     tableOf[subnet] = (table.id, path)
                 }
@@ -177,11 +183,14 @@ public struct Validator {
                     let targetIsInstanceName = t.instances.contains { $0.name == target }
                     if kind == nil && !targetIsInstanceName {
                         if route.state == .blackhole {
-                            warning("\(path).target", "blackhole-route", "route to \(destination) is a blackhole: its target \(target) is gone; traffic to it is dropped (RT-6)")
+                            warning(
+                                "\(path).target", "blackhole-route",
+                                "route to \(destination) is a blackhole: its target \(target) is gone; traffic to it is dropped (RT-6)")
                         } else {
                             error(
                                 "\(path).target", "dangling-reference",
-                                "route target '\(target)' is not in the model; use local or the id of an internet gateway, NAT, instance, ENI, peering or VPC endpoint")
+                                "route target '\(target)' is not in the model; use local or the id of an internet gateway, NAT, instance, ENI, peering or VPC endpoint"
+                            )
                         }
                         continue
                     } else if let kind, !routable.contains(kind) {
@@ -189,7 +198,8 @@ public struct Validator {
                     }
                 }
                 if route.state == .blackhole {
-                    warning("\(path).state", "blackhole-route", "route to \(destination) via \(target) is a blackhole; traffic to it is dropped (RT-6)")
+                    warning(
+                        "\(path).state", "blackhole-route", "route to \(destination) via \(target) is a blackhole; traffic to it is dropped (RT-6)")
                 }
             }
         }
@@ -199,7 +209,9 @@ public struct Validator {
         let t = topology
         let defaults = t.networkAcls.enumerated().filter { $0.element.isDefault }
         for (i, acl) in defaults.dropFirst() {
-            error("networkAcls[\(i)].default", "multiple-default", "network ACL \(acl.id) is default, but \(defaults[0].element.id) already is; a VPC has one default NACL")
+            error(
+                "networkAcls[\(i)].default", "multiple-default",
+                "network ACL \(acl.id) is default, but \(defaults[0].element.id) already is; a VPC has one default NACL")
         }
         var aclOf: [String: String] = [:]
         for subnet in t.subnets { if let acl = subnet.networkAcl { aclOf[subnet.id] = acl } }
@@ -211,7 +223,9 @@ public struct Validator {
                     continue
                 }
                 if let other = aclOf[subnet], other != acl.id {
-                    error(path, "multiple-network-acls", "subnet \(subnet) is associated with network ACL \(acl.id) and with \(other); a subnet has exactly one (NACL-1)")
+                    error(
+                        path, "multiple-network-acls",
+                        "subnet \(subnet) is associated with network ACL \(acl.id) and with \(other); a subnet has exactly one (NACL-1)")
                 } else {
                     aclOf[subnet] = acl.id
                 }
@@ -221,10 +235,14 @@ public struct Validator {
                 for (j, rule) in rules.enumerated() {
                     let path = "networkAcls[\(i)].\(direction)[\(j)]"
                     if !(1...32766).contains(rule.rule) {
-                        error("\(path).rule", "invalid-rule-number", "rule number \(rule.rule) is outside 1-32766; 32767 is the implicit final deny (NACL-2, NACL-3)")
+                        error(
+                            "\(path).rule", "invalid-rule-number",
+                            "rule number \(rule.rule) is outside 1-32766; 32767 is the implicit final deny (NACL-2, NACL-3)")
                     }
                     if let first = numbers[rule.rule] {
-                        error("\(path).rule", "duplicate-rule-number", "\(acl.id) has two \(direction) rules numbered \(rule.rule) (\(direction)[\(first)] and \(direction)[\(j)])")
+                        error(
+                            "\(path).rule", "duplicate-rule-number",
+                            "\(acl.id) has two \(direction) rules numbered \(rule.rule) (\(direction)[\(first)] and \(direction)[\(j)])")
                     }
                     numbers[rule.rule] = j
                 }
@@ -248,7 +266,8 @@ public struct Validator {
                     if let peer = rule.securityGroup {
                         used.insert(peer)
                         if !sgIds.contains(peer) {
-                            error("\(path).securityGroup", "dangling-reference", "rule names security group '\(peer)', which is not in securityGroups")
+                            error(
+                                "\(path).securityGroup", "dangling-reference", "rule names security group '\(peer)', which is not in securityGroups")
                         }
                     }
                     if let list = rule.prefixList, !prefixListIds.contains(list) {
@@ -277,12 +296,16 @@ public struct Validator {
                 let path = "instances[\(i)].interfaces[\(j)]"
                 if let index = eni.deviceIndex {
                     if let other = deviceIndexes[index] {
-                        error("\(path).deviceIndex", "duplicate-device-index", "\(eni.id) and \(other) both use device index \(index) on \(instance.id)")
+                        error(
+                            "\(path).deviceIndex", "duplicate-device-index", "\(eni.id) and \(other) both use device index \(index) on \(instance.id)"
+                        )
                     }
                     deviceIndexes[index] = eni.id
                 }
                 for (k, group) in eni.securityGroups.enumerated() where !sgIds.contains(group) {
-                    error("\(path).securityGroups[\(k)]", "dangling-reference", "\(eni.id) names security group '\(group)', which is not in securityGroups")
+                    error(
+                        "\(path).securityGroups[\(k)]", "dangling-reference",
+                        "\(eni.id) names security group '\(group)', which is not in securityGroups")
                 }
                 if let elasticIp = eni.elasticIp { elasticIps.insert(elasticIp) }
                 guard let subnet = subnetsById[eni.subnet] else {
@@ -292,7 +315,8 @@ public struct Validator {
                 for (k, address) in eni.privateIps.enumerated() {
                     let addressPath = k == 0 ? "\(path).privateIp" : "\(path).secondaryIps[\(k - 1)]"
                     if !subnet.cidr.contains(address) {
-                        error(addressPath, "address-outside-subnet", "\(eni.id) address \(address) is not in its subnet \(subnet.id) (\(subnet.cidr))")
+                        error(
+                            addressPath, "address-outside-subnet", "\(eni.id) address \(address) is not in its subnet \(subnet.id) (\(subnet.cidr))")
                     } else {
                         let offset = address.value - subnet.cidr.network.value
                         if offset <= 3 || address == subnet.cidr.lastAddress {
@@ -312,7 +336,8 @@ public struct Validator {
                 if network.subnets[eni.subnet].isPublic && eni.publicIp == nil {
                     warning(
                         "instances[\(i)]", "public-subnet-no-public-ip",
-                        "instance \(instance.id) is in public subnet \(network.subnets[eni.subnet].id) but has no public or Elastic IP, so it cannot use the internet gateway (RT-9)")
+                        "instance \(instance.id) is in public subnet \(network.subnets[eni.subnet].id) but has no public or Elastic IP, so it cannot use the internet gateway (RT-9)"
+                    )
                 }
             }
         }
@@ -340,7 +365,9 @@ public struct Validator {
                 if !nat.isPrivate {
                     if nat.elasticIp == nil { error(path, "malformed", "public NAT gateway \(nat.id) needs an elasticIp (NAT-1)") }
                     if !network.subnets[index].isPublic {
-                        warning("\(path).subnet", "nat-in-private-subnet", "public NAT gateway \(nat.id) is in \(subnet), which has no route to the internet gateway (NAT-1)")
+                        warning(
+                            "\(path).subnet", "nat-in-private-subnet",
+                            "public NAT gateway \(nat.id) is in \(subnet), which has no route to the internet gateway (NAT-1)")
                     }
                 }
                 if let address = nat.privateIp, !network.subnets[index].cidr.contains(address) {
@@ -361,13 +388,18 @@ public struct Validator {
                 if eni.sourceDestCheck {
                     warning(
                         "\(path).instance", "nat-source-dest-check",
-                        "NAT instance \(name) has source/destination check on; set sourceDestCheck: false on \(eni.id) or it drops forwarded traffic (NAT-7)")
+                        "NAT instance \(name) has source/destination check on; set sourceDestCheck: false on \(eni.id) or it drops forwarded traffic (NAT-7)"
+                    )
                 }
                 if eni.publicIp == nil && nat.elasticIp == nil {
-                    warning(path, "nat-no-public-ip", "NAT instance \(name) has no public or Elastic IP, so its traffic cannot leave through the internet gateway (NAT-7)")
+                    warning(
+                        path, "nat-no-public-ip",
+                        "NAT instance \(name) has no public or Elastic IP, so its traffic cannot leave through the internet gateway (NAT-7)")
                 }
                 if !network.subnets[eni.subnet].isPublic {
-                    warning(path, "nat-in-private-subnet", "NAT instance \(name) is in \(network.subnets[eni.subnet].id), which has no route to the internet gateway (NAT-7)")
+                    warning(
+                        path, "nat-in-private-subnet",
+                        "NAT instance \(name) is in \(network.subnets[eni.subnet].id), which has no route to the internet gateway (NAT-7)")
                 }
             }
             if let standby = nat.standby, !instanceKeys.contains(standby) {
@@ -381,16 +413,21 @@ public struct Validator {
         let network = Network(t)
         for (i, peering) in t.peerings.enumerated() {
             for (j, block) in peering.peerCidrs.enumerated() where t.vpc.cidrBlocks.contains(where: { $0.overlaps(block) }) {
-                error("peerings[\(i)].peerCidrs[\(j)]", "overlapping-cidr", "peer block \(block) overlaps the VPC; peered VPCs cannot overlap (PCX-1)")
+                error(
+                    "peerings[\(i)].peerCidrs[\(j)]", "overlapping-cidr", "peer block \(block) overlaps the VPC; peered VPCs cannot overlap (PCX-1)")
             }
         }
         let tableIds = Set(t.routeTables.map(\.id))
         for (i, endpoint) in t.vpcEndpoints.enumerated() {
             if let list = endpoint.prefixList, !prefixListIds.contains(list) {
-                error("vpcEndpoints[\(i)].prefixList", "dangling-reference", "VPC endpoint \(endpoint.id) names prefix list '\(list)', which is not in prefixLists")
+                error(
+                    "vpcEndpoints[\(i)].prefixList", "dangling-reference",
+                    "VPC endpoint \(endpoint.id) names prefix list '\(list)', which is not in prefixLists")
             }
             for (j, table) in (endpoint.routeTables ?? []).enumerated() where !tableIds.contains(table) {
-                error("vpcEndpoints[\(i)].routeTables[\(j)]", "dangling-reference", "VPC endpoint \(endpoint.id) names route table '\(table)', which is not in routeTables")
+                error(
+                    "vpcEndpoints[\(i)].routeTables[\(j)]", "dangling-reference",
+                    "VPC endpoint \(endpoint.id) names route table '\(table)', which is not in routeTables")
             }
             if endpoint.type != "gateway" && endpoint.type != "interface" {
                 error("vpcEndpoints[\(i)].type", "malformed", "VPC endpoint type '\(endpoint.type)' must be gateway or interface")
@@ -407,7 +444,8 @@ public struct Validator {
                 if !table.routes.contains(where: { $0.destinationPrefixList == list && $0.target == endpoint.id }) {
                     warning(
                         "vpcEndpoints[\(i)].routeTables[\(j)]", "endpoint-route-missing",
-                        "route table \(tableId) has no route {destinationPrefixList: \(list), target: \(endpoint.id)}, so it does not use the endpoint (VPCE-1)")
+                        "route table \(tableId) has no route {destinationPrefixList: \(list), target: \(endpoint.id)}, so it does not use the endpoint (VPCE-1)"
+                    )
                 }
             }
         }
@@ -428,7 +466,8 @@ public struct Validator {
                 }
                 error(
                     path, "duplicate-address",
-                    "\(interface.id) would use \(address), which \(other) already holds; give the NAT gateway a privateIp or the load balancer nodes addresses")
+                    "\(interface.id) would use \(address), which \(other) already holds; give the NAT gateway a privateIp or the load balancer nodes addresses"
+                )
             }
         }
         for (i, instance) in t.instances.enumerated() {
@@ -447,7 +486,9 @@ public struct Validator {
         for (i, balancer) in t.loadBalancers.enumerated() {
             let path = "loadBalancers[\(i)]"
             if let type = balancer.type, type != "application" && type != "network" {
-                error("\(path).type", "malformed", "load balancer type '\(type)' must be application or network (gateway load balancers are not modelled)")
+                error(
+                    "\(path).type", "malformed",
+                    "load balancer type '\(type)' must be application or network (gateway load balancers are not modelled)")
             }
             for (j, listener) in balancer.listeners.enumerated() {
                 for port in [listener.port, listener.targetPort ?? listener.port] where !(0...65535).contains(port) {
@@ -459,18 +500,25 @@ public struct Validator {
             }
             for (j, subnet) in balancer.subnets.enumerated() {
                 guard let index = network.subnet(id: subnet) else {
-                    error("\(path).subnets[\(j)]", "dangling-reference", "load balancer \(balancer.id) names subnet '\(subnet)', which is not in subnets")
+                    error(
+                        "\(path).subnets[\(j)]", "dangling-reference",
+                        "load balancer \(balancer.id) names subnet '\(subnet)', which is not in subnets")
                     continue
                 }
                 if balancer.isInternetFacing && !network.subnets[index].isPublic {
-                    warning("\(path).subnets[\(j)]", "internet-facing-in-private-subnet", "internet-facing load balancer \(balancer.id) has a node in private subnet \(subnet) (ELB-1)")
+                    warning(
+                        "\(path).subnets[\(j)]", "internet-facing-in-private-subnet",
+                        "internet-facing load balancer \(balancer.id) has a node in private subnet \(subnet) (ELB-1)")
                 }
             }
             for (j, group) in (balancer.securityGroups ?? []).enumerated() where !sgIds.contains(group) {
-                error("\(path).securityGroups[\(j)]", "dangling-reference", "load balancer \(balancer.id) names security group '\(group)', which is not in securityGroups")
+                error(
+                    "\(path).securityGroups[\(j)]", "dangling-reference",
+                    "load balancer \(balancer.id) names security group '\(group)', which is not in securityGroups")
             }
             for (j, target) in balancer.targets.enumerated() where !instanceKeys.contains(target) {
-                error("\(path).targets[\(j)]", "dangling-reference", "load balancer \(balancer.id) names target '\(target)', which is not in instances")
+                error(
+                    "\(path).targets[\(j)]", "dangling-reference", "load balancer \(balancer.id) names target '\(target)', which is not in instances")
             }
             for (j, node) in (balancer.nodes ?? []).enumerated() {
                 if let address = node.privateIp, let subnet = t.subnets.first(where: { $0.id == node.subnet }), !subnet.cidr.contains(address) {
@@ -497,14 +545,17 @@ public struct Validator {
             }
             for (j, selector) in intent.from.enumerated() {
                 if let parties = network.select(selector), parties.contains(where: { if case .unassigned = $0 { true } else { false } }) {
-                    error("intents[\(i)].from", "dangling-reference", "intent '\(intent.name)': from[\(j)] \(selector) is inside the VPC but no interface of the model holds it")
+                    error(
+                        "intents[\(i)].from", "dangling-reference",
+                        "intent '\(intent.name)': from[\(j)] \(selector) is inside the VPC but no interface of the model holds it")
                 }
             }
             for (field, selectors) in [("from", intent.from), ("to", intent.to), ("except", intent.except ?? [])] {
                 for (j, selector) in selectors.enumerated() where network.select(selector) == nil {
                     error(
                         "intents[\(i)].\(field)", "dangling-reference",
-                        "intent '\(intent.name)': \(field)[\(j)] '\(selector)' names nothing; use an instance, role:NAME, subnet:ID, private, public, instances, internet, an endpoint, a load balancer or an address")
+                        "intent '\(intent.name)': \(field)[\(j)] '\(selector)' names nothing; use an instance, role:NAME, subnet:ID, private, public, instances, internet, an endpoint, a load balancer or an address"
+                    )
                 }
             }
         }
@@ -518,7 +569,8 @@ public struct Validator {
             if result.sampled && result.violations.isEmpty {
                 warning(
                     "intents[\(i)]", "intent-sampled",
-                    "intent '\(intent.name)' covers \(result.classPairs) pairs of flow classes; a sample of \(result.checked) was checked. Narrow its selectors, or check the rest with plumb matrix")
+                    "intent '\(intent.name)' covers \(result.classPairs) pairs of flow classes; a sample of \(result.checked) was checked. Narrow its selectors, or check the rest with plumb matrix"
+                )
             }
             for violation in result.violations {
                 let path = violation.explanation.hops.map { "\($0.component) \($0.check)" }.joined(separator: " -> ")
