@@ -187,6 +187,13 @@ let byParty = explainRate(seconds: options.seconds) { i in
     (try? network.explain(from: flows[i & 0xFFFF].0, to: flows[i & 0xFFFF].1, port: flows[i & 0xFFFF].2, protocol: .tcp))?.verdict ?? .blocked
 }
 say("explain (resolved parties, one core): \(Int(byParty.rate)) calls/s; \(format(1e6 / byParty.rate, 2)) us/call")
+let verdicts = explainRate(seconds: options.seconds) { i in
+    (try? network.verdict(from: flows[i & 0xFFFF].0, to: flows[i & 0xFFFF].1, port: flows[i & 0xFFFF].2, protocol: .tcp, details: false))?.0
+        ?? .blocked
+}
+say(
+    "verdict only (no hop text, one core): \(Int(verdicts.rate)) calls/s; \(format(verdicts.rate / byParty.rate, 1))x explain"
+)
 let names = network.instances.map(\.label)
 let byName = explainRate(seconds: options.seconds) { i in
     let a = names[(i &* 7919) % names.count]

@@ -74,3 +74,16 @@ struct AddressingTests {
         }
     }
 }
+
+@Suite("Address text")
+struct AddressTextTests {
+    @Test("property: an address prints as dotted quad and parses back")
+    func roundTrip() async {
+        await propertyCheck(input: Gen.uint32()) { raw in
+            let address = IPv4Address(raw)
+            let octets = [raw >> 24, raw >> 16 & 0xFF, raw >> 8 & 0xFF, raw & 0xFF].map(String.init).joined(separator: ".")
+            #expect(address.description == octets)
+            #expect(IPv4Address(address.description) == address)
+        }
+    }
+}

@@ -88,9 +88,11 @@ extension Network {
     }
 
     /// The verdict and blocker of a flow, without the hop-by-hop text: what the matrix, intents and plans use.
-    public func verdict(from source: Party, to destination: Party, port: Int, protocol proto: IPProtocol) throws(ExplainError) -> (Verdict, Blocker?)
-    {
-        var walker = PathWalker(network: self, protocolNumber: proto.number, port: port, recording: false)
+    /// With `details: false` the blocker's `detail` is empty (component, code and rule are still set).
+    public func verdict(
+        from source: Party, to destination: Party, port: Int, protocol proto: IPProtocol, details: Bool = true
+    ) throws(ExplainError) -> (Verdict, Blocker?) {
+        var walker = PathWalker(network: self, protocolNumber: proto.number, port: port, recording: false, details: details)
         let blocker = try walk(&walker, from: source, to: destination)
         return (blocker == nil ? .allowed : .blocked, blocker)
     }
@@ -145,11 +147,16 @@ struct PathWalker {
         nonmutating set { log?.hops = newValue }
     }
 
-    /// `recording: false` computes only the verdict and the blocker: no hop text is built.
-    init(network: Network, protocolNumber: Int, port: Int, recording: Bool = true) {
+    /// False to leave the blocker's sentence empty when not recording.
+    let details: Bool
+
+    /// `recording: false` computes only the verdict and the blocker: no hop text is built, and with
+    /// `details: false` not even the blocker's sentence.
+    init(network: Network, protocolNumber: Int, port: Int, recording: Bool = true, details: Bool = true) {
         self.network = network
         self.protocolNumber = protocolNumber
         self.port = port
+        self.details = details
         log = recording ? HopLog() : nil
     }
 
@@ -570,11 +577,13 @@ struct PathWalker {
 
     private var flowText: String { protocolNumber == 1 ? "icmp type \(port)" : "\(protocolName) \(port)" }
 
-    private mutating func block(
-        _ component: String, _ type: String, _ code: String, _ rule: String?, _ direction: Hop.Direction, _ detail: String
+    /// The blocker, and its hop when recording. The sentence is built only when hops are recorded or details wanted.
+    private func block(
+        _ component: String, _ type: String, _ code: String, _ rule: String?, _ direction: Hop.Direction, _ detail: @autoclosure () -> String
     ) -> Blocker {
-        record(Hop(direction: direction, component: component, componentType: type, check: "block", outcome: .fail, rule: rule, detail: detail))
-        return Blocker(component: component, componentType: type, code: code, rule: rule, direction: direction, detail: detail)
+        let text = log != nil || details ? detail() : ""
+        record(Hop(direction: direction, component: component, componentType: type, check: "block", outcome: .fail, rule: rule, detail: text))
+        return Blocker(component: component, componentType: type, code: code, rule: rule, direction: direction, detail: text)
     }
 
     /// SG-1…SG-5: the union of the interface's groups must allow the flow; stateful, so checked on the request only.

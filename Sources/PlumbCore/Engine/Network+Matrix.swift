@@ -157,7 +157,7 @@ extension Network {
                 let to = Party.interface(destination, address: interfaces[destination].privateIp)
                 row.append(
                     ports.map { service in
-                        (try? verdict(from: from, to: to, port: service.port, protocol: service.protocol))?.0 ?? .blocked
+                        (try? verdict(from: from, to: to, port: service.port, protocol: service.protocol, details: false))?.0 ?? .blocked
                     })
             }
             verdicts.append(row)
@@ -230,7 +230,7 @@ extension Network {
             else { continue }
             if case .external = from, case .external = to { continue }
             let target = addressed(to, from: from)
-            guard let (verdict, _) = try? verdict(from: from, to: target, port: intent.port, protocol: proto) else { continue }
+            guard let (verdict, _) = try? verdict(from: from, to: target, port: intent.port, protocol: proto, details: false) else { continue }
             checked += 1
             if verdict != wanted, let explanation = try? explain(from: from, to: target, port: intent.port, protocol: proto) {
                 found.append(IntentViolation(intent: intent.name, explanation: explanation))
