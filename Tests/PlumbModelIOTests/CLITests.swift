@@ -22,7 +22,11 @@ struct CLI {
 
     static func run(_ arguments: [String]) throws -> Output {
         let process = Process()
-        process.executableURL = try #require(executable, "build the plumb product first (swift build)")
+        guard let executable else {
+            struct NotBuilt: Error, CustomStringConvertible { var description: String { "build the plumb product first (swift build)" } }
+            throw NotBuilt()
+        }
+        process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = repositoryRoot
         let out = Pipe()
