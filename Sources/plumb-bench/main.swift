@@ -34,21 +34,8 @@ struct Options {
     }
 }
 
-/// A deterministic generator so runs compare.
-struct Random {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
-
 func generate(_ options: Options) -> Topology {
-    var random = Random(state: 42)
+    var random = SplitMix64(seed: 42)
     let zones = ["us-east-1a", "us-east-1b", "us-east-1c"]
     let publicCount = max(3, options.subnets / 20)
     var topology = Topology(
@@ -161,7 +148,7 @@ let (network, compileTime) = measure { Network(topology) }
 say("compile: \(format(compileTime)) s")
 
 // Explain throughput on one core: random instance pairs and ports, resolved once.
-var random = Random(state: 7)
+var random = SplitMix64(seed: 7)
 let parties = network.instances.map { Party.interface($0.interfaces[0], address: network.interfaces[$0.interfaces[0]].privateIp) }
 let flows: [(Party, Party, Int)] = (0..<65_536).map { _ in
     (parties[random.below(parties.count)], parties[random.below(parties.count)], [22, 80, 443, 5432, 6379][random.below(5)])

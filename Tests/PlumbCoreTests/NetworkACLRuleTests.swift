@@ -138,7 +138,7 @@ struct NetworkACLRuleTests {
 
     @Test("NACL-2 rule order, property: the range verdict equals a per-port first match")
     func nacl2PropertyFirstMatch() {
-        var generator = SplitMix(seed: 0x504C_554D)
+        var generator = SplitMix64(seed: 0x504C_554D)
         for _ in 0..<300 {
             var rules: [NetworkACLRule] = []
             var used = Set<Int>()
@@ -177,18 +177,5 @@ struct NetworkACLRuleTests {
                 #expect(!expectAllowed, "rules \(rules) range \(range)")
             }
         }
-    }
-}
-
-/// A small deterministic generator for property tests that need many structured draws.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

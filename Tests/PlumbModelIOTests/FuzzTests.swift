@@ -8,15 +8,9 @@ import Testing
 @Suite("Fuzzing the decoder and the importer")
 struct FuzzTests {
     struct Mutator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(next() % UInt64(n)) }
+        var random: SplitMix64
+        init(state: UInt64) { random = SplitMix64(seed: state) }
+        mutating func below(_ n: Int) -> Int { random.below(n) }
 
         /// One random edit of the kinds people and tools make: cut, duplicate, swap lines, splice junk, retype a value.
         mutating func mutate(_ text: String) -> String {

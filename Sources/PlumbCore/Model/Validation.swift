@@ -5,11 +5,13 @@
 public struct Validator {
     let topology: Topology
     let sourceMap: SourceMap
+    /// The model compiled once for the checks that need resolved references and the engine.
+    let network: Network
     private(set) var diagnostics: [Diagnostic] = []
 
     /// Validates `topology`; `sourceMap` gives locations (an empty map points everything at line 1).
     public static func validate(_ topology: Topology, sourceMap: SourceMap) -> [Diagnostic] {
-        var validator = Validator(topology: topology, sourceMap: sourceMap)
+        var validator = Validator(topology: topology, sourceMap: sourceMap, network: Network(topology))
         validator.run()
         return validator.diagnostics.sortedByLocation()
     }
@@ -284,7 +286,6 @@ public struct Validator {
     private mutating func checkInstances(subnetIds: Set<String>, sgIds: Set<String>) {
         let t = topology
         let subnetsById = Dictionary(t.subnets.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        let network = Network(t)
         var owners: [IPv4Address: String] = [:]
         var elasticIps = Set<IPv4Address>()
         for (i, instance) in t.instances.enumerated() {
@@ -349,7 +350,6 @@ public struct Validator {
 
     private mutating func checkNATs(subnetIds: Set<String>, instanceKeys: Set<String>) {
         let t = topology
-        let network = Network(t)
         for (i, nat) in t.nats.enumerated() {
             let path = "nats[\(i)]"
             switch nat.kind {
@@ -410,7 +410,6 @@ public struct Validator {
 
     private mutating func checkOthers(subnetIds: Set<String>, sgIds: Set<String>, prefixListIds: Set<String>, instanceKeys: Set<String>) {
         let t = topology
-        let network = Network(t)
         for (i, peering) in t.peerings.enumerated() {
             for (j, block) in peering.peerCidrs.enumerated() where t.vpc.cidrBlocks.contains(where: { $0.overlaps(block) }) {
                 error(
@@ -563,7 +562,6 @@ public struct Validator {
 
     /// An intent the model's own rules contradict is an error that prints the contradicting path.
     private mutating func checkIntents() {
-        let network = Network(topology)
         for (i, intent) in topology.intents.enumerated() {
             let result = network.check(intent, limit: 5)
             if result.sampled && result.violations.isEmpty {
