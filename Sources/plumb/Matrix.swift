@@ -69,17 +69,15 @@ struct Matrix: ParsableCommand {
     }
 
     func csv(_ matrix: ExpectedMatrix) -> String {
+        // Blockers by flow, looked up once per cell instead of scanning the list.
+        var blockers: [String: Blocker] = [:]
+        for flow in matrix.mustBlock { blockers["\(flow.protocol)/\(flow.port) \(flow.source) \(flow.destination)"] = flow.blockedBy }
         var out = "protocol,port,source,destination,verdict,blocked_by,code\n"
         for table in matrix.tables {
             for (row, source) in table.sources.enumerated() {
                 for (column, destination) in table.destinations.enumerated() {
                     guard let verdict = table.cells[row][column] else { continue }
-                    let blocker =
-                        verdict == .blocked
-                        ? matrix.mustBlock.first {
-                            $0.source == source && $0.destination == destination && $0.port == table.service.port
-                                && $0.protocol == table.service.protocol
-                        }?.blockedBy : nil
+                    let blocker = verdict == .blocked ? blockers["\(table.service) \(source) \(destination)"] : nil
                     let fields = [
                         "\(table.service.protocol)", "\(table.service.port)", source, destination, verdict.rawValue, blocker?.component ?? "",
                         blocker?.code ?? "",

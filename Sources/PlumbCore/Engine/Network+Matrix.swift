@@ -167,9 +167,7 @@ extension Network {
 
     /// Every (source, destination) pair an intent covers; pairs of a party with itself are left out.
     public func flows(of intent: Intent) -> [(Party, Party)] {
-        let excluded = (intent.except ?? []).flatMap { select($0) ?? [] }
-        let sources = intent.from.flatMap { select($0) ?? [] }.filter { !excluded.contains($0) }
-        let destinations = intent.to.flatMap { select($0) ?? [] }
+        let (sources, destinations) = parties(of: intent)
         var pairs: [(Party, Party)] = []
         for source in sources {
             for destination in destinations where !samePlace(source, destination) {
@@ -178,6 +176,12 @@ extension Network {
             }
         }
         return pairs
+    }
+
+    /// The sources (less `except`) and destinations an intent's selectors name.
+    private func parties(of intent: Intent) -> (sources: [Party], destinations: [Party]) {
+        let excluded = (intent.except ?? []).flatMap { select($0) ?? [] }
+        return (intent.from.flatMap { select($0) ?? [] }.filter { !excluded.contains($0) }, intent.to.flatMap { select($0) ?? [] })
     }
 
     private func samePlace(_ a: Party, _ b: Party) -> Bool {
@@ -215,9 +219,9 @@ extension Network {
     public func check(_ intent: Intent, limit: Int = .max, budget: Int = 50_000) -> IntentCheck {
         let proto = intent.protocol ?? .tcp
         let wanted: Verdict = intent.expect == .allow ? .allowed : .blocked
-        let excluded = (intent.except ?? []).flatMap { select($0) ?? [] }
-        let sources = representatives(intent.from.flatMap { select($0) ?? [] }.filter { !excluded.contains($0) })
-        let destinations = representatives(intent.to.flatMap { select($0) ?? [] })
+        let (allSources, allDestinations) = parties(of: intent)
+        let sources = representatives(allSources)
+        let destinations = representatives(allDestinations)
         let total = sources.count * destinations.count
         let step = max(1, (total + budget - 1) / max(budget, 1))
         var found: [IntentViolation] = []

@@ -49,17 +49,10 @@ public struct AWSImporter {
         diagnostics.append(Diagnostic(.warning, at: node.location, code: "import", message))
     }
 
-    /// The top-level list `key` of a file, or nil (with an error) when the file is not the shape AWS writes.
-    private mutating func list(_ file: String, _ key: String, required: Bool = true) -> [DocumentNode]? {
-        guard let document = documents[file] else {
-            if required {
-                diagnostics.append(
-                    Diagnostic(
-                        .error, at: SourceLocation(file: file, line: 1, column: 1), code: "import",
-                        "missing: write it with `aws ec2 \(file.dropLast(5)) --output json > \(file)`"))
-            }
-            return nil
-        }
+    /// The top-level list `key` of a file, or nil when the file is absent (``build(vpc:)`` has already reported
+    /// missing required files) or, with an error, when it is not the shape AWS writes.
+    private mutating func list(_ file: String, _ key: String) -> [DocumentNode]? {
+        guard let document = documents[file] else { return nil }
         guard case .mapping = document.value, let items = document[key]?.elements else {
             error(
                 document,
@@ -351,7 +344,7 @@ public struct AWSImporter {
             topology.vpcEndpoints.append(
                 VPCEndpoint(id: id, type: type, service: service, prefixList: prefixList, routeTables: tables.isEmpty ? nil : tables))
         }
-        for peering in list("describe-vpc-peering-connections.json", "VpcPeeringConnections", required: false) ?? [] {
+        for peering in list("describe-vpc-peering-connections.json", "VpcPeeringConnections") ?? [] {
             guard let id = required(peering, "VpcPeeringConnectionId", "a peering connection") else { continue }
             let requester = peering["RequesterVpcInfo"]
             let accepter = peering["AccepterVpcInfo"]
@@ -423,10 +416,10 @@ public struct AWSImporter {
     }
 
     private mutating func importLoadBalancers(_ topology: inout Topology, vpcId: String) {
-        guard let balancers = list("describe-load-balancers.json", "LoadBalancers", required: false) else { return }
-        let groups = list("describe-target-groups.json", "TargetGroups", required: false) ?? []
-        let listeners = list("describe-listeners.json", "Listeners", required: false) ?? []
-        let health = list("describe-target-health.json", "TargetHealthDescriptions", required: false) ?? []
+        guard let balancers = list("describe-load-balancers.json", "LoadBalancers") else { return }
+        let groups = list("describe-target-groups.json", "TargetGroups") ?? []
+        let listeners = list("describe-listeners.json", "Listeners") ?? []
+        let health = list("describe-target-health.json", "TargetHealthDescriptions") ?? []
         for balancer in balancers where inVPC(balancer, vpcId) {
             guard let arn = required(balancer, "LoadBalancerArn", "a load balancer") else { continue }
             let type = string(balancer, "Type") ?? "application"
