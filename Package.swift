@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "plumb", targets: ["plumb"]),
         .executable(name: "plumb-bench", targets: ["plumb-bench"]),
+        .executable(name: "plumb-agent", targets: ["plumb-agent"]),
         .library(name: "PlumbCore", targets: ["PlumbCore"]),
         .library(name: "PlumbModelIO", targets: ["PlumbModelIO"]),
     ],
@@ -19,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // Pure: no dependencies, no Foundation, no I/O. Time is an argument.
@@ -27,6 +30,45 @@ let package = Package(
         .target(
             name: "PlumbModelIO",
             dependencies: ["PlumbCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+        // libcurl from the system (Debian: libcurl4-openssl-dev), with one-type wrappers for the variadic calls.
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        // Socket calls Swift cannot import directly: epoll, control messages (IP_PKTINFO), ICMP framing.
+        .target(name: "CPlumbSys"),
+        // The v1 documents agents and collector exchange. Codable values only: no Foundation, no I/O.
+        .target(name: "PlumbWire", dependencies: [], swiftSettings: swiftSettings),
+        // Probers (udp-echo, tcp, icmp, http, dns), the responder, and the I/O they share.
+        .target(
+            name: "PlumbProbes",
+            dependencies: ["PlumbWire", "CCurl", "CPlumbSys"],
+            swiftSettings: swiftSettings
+        ),
+        // Discovery, plan sync, scheduler, reporter and spool.
+        .target(
+            name: "PlumbAgent",
+            dependencies: [
+                "PlumbCore", "PlumbWire", "PlumbProbes", "PlumbModelIO",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Stand-ins for what an agent talks to outside the VPC's own hosts: a fake IMDS, an egress-echo endpoint, an
+        // HTTP server for tests and the lab.
+        .target(name: "PlumbFakes", dependencies: ["PlumbProbes"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "plumb-agent",
+            dependencies: [
+                "PlumbAgent", "PlumbProbes", "PlumbWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -39,7 +81,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "plumb-bench",
-            dependencies: ["PlumbCore", "PlumbModelIO"],
+            dependencies: ["PlumbCore", "PlumbModelIO", "PlumbProbes", "PlumbWire", "PlumbFakes"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -51,6 +93,19 @@ let package = Package(
             name: "PlumbModelIOTests",
             dependencies: ["PlumbCore", "PlumbModelIO"],
             resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PlumbProbesTests",
+            dependencies: ["PlumbProbes", "PlumbWire", "PlumbFakes"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PlumbAgentTests",
+            dependencies: [
+                "PlumbAgent", "PlumbProbes", "PlumbWire", "PlumbFakes",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
     ],
