@@ -27,6 +27,13 @@ static inline CURLcode plumb_curl_setopt_write_function(CURL *handle, CURLoption
     return curl_easy_setopt(handle, option, value);
 }
 
+typedef int (*plumb_curl_progress_fn)(void *context, curl_off_t download_total, curl_off_t download_now, curl_off_t upload_total,
+                                      curl_off_t upload_now);
+
+static inline CURLcode plumb_curl_setopt_progress_function(CURL *handle, CURLoption option, plumb_curl_progress_fn value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
 static inline CURLcode plumb_curl_setopt_off_t(CURL *handle, CURLoption option, curl_off_t value) {
     return curl_easy_setopt(handle, option, value);
 }

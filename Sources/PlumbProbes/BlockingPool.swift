@@ -21,7 +21,7 @@ public final class BlockingPool: Sendable {
     public init(threads: Int, name: String) {
         available = Semaphore()
         for index in 0..<max(1, threads) {
-            Thread(name: "\(name)-\(index)") { [self] in self.work() }.start()
+            OSThread(name: "\(name)-\(index)") { [self] in self.work() }.start()
         }
     }
 

@@ -1,5 +1,21 @@
 import CCurl
 import Glibc
+import Synchronization
+
+/// Set from another thread to abort a running transfer; libcurl checks it from its progress callback (at least once a
+/// second, more often while data moves).
+public final class TransferCancellation: Sendable {
+    private let flag = Atomic<Bool>(false)
+
+    /// A flag that is not set.
+    public init() {}
+
+    /// Asks the transfer to stop.
+    public func cancel() { flag.store(true, ordering: .releasing) }
+
+    /// Whether `cancel()` was called.
+    public var isCancelled: Bool { flag.load(ordering: .acquiring) }
+}
 
 /// An HTTP request carried out by libcurl on the blocking pool.
 public struct HTTPRequest: Sendable {
@@ -81,13 +97,19 @@ public enum Curl {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
     }()
 
-    /// Runs `request` on the blocking pool.
+    /// Runs `request` on the blocking pool. Cancelling the task aborts the transfer (within about a second) and returns
+    /// a response with failure `.other`.
     public static func perform(_ request: HTTPRequest, pool: BlockingPool = .shared) async -> HTTPResponse {
-        await pool.run { performBlocking(request) }
+        let cancellation = TransferCancellation()
+        return await withTaskCancellationHandler {
+            await pool.run { performBlocking(request, cancellation: cancellation) }
+        } onCancel: {
+            cancellation.cancel()
+        }
     }
 
     /// Runs `request` on the calling thread. Blocks: never call it on the cooperative pool.
-    public static func performBlocking(_ request: HTTPRequest) -> HTTPResponse {
+    public static func performBlocking(_ request: HTTPRequest, cancellation: TransferCancellation? = nil) -> HTTPResponse {
         _ = initialised
         guard let handle = curl_easy_init() else {
             return HTTPResponse(
@@ -95,7 +117,7 @@ public enum Curl {
                 firstByteMs: 0, totalMs: 0)
         }
         defer { curl_easy_cleanup(handle) }
-        let sink = Sink(limit: request.maxBodyBytes)
+        let sink = Sink(limit: request.maxBodyBytes, cancellation: cancellation)
         let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         var headerList: UnsafeMutablePointer<curl_slist>?
@@ -112,7 +134,11 @@ public enum Curl {
             _ = plumb_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, request.verifyTLS ? 1 : 0)
             _ = plumb_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, request.verifyTLS ? 2 : 0)
             _ = plumb_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
-            _ = plumb_curl_setopt_long(handle, CURLOPT_NOPROGRESS, 1)
+            _ = plumb_curl_setopt_long(handle, CURLOPT_NOPROGRESS, cancellation == nil ? 1 : 0)
+            if cancellation != nil {
+                _ = plumb_curl_setopt_progress_function(handle, CURLOPT_XFERINFOFUNCTION, sinkProgress)
+                _ = plumb_curl_setopt_pointer(handle, CURLOPT_XFERINFODATA, sinkPointer)
+            }
             _ = plumb_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
             _ = plumb_curl_setopt_string(handle, CURLOPT_USERAGENT, "plumb-agent/1")
             _ = plumb_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorPointer.baseAddress)
@@ -181,10 +207,20 @@ public enum Curl {
 /// Collects a response; only touched by the thread running `curl_easy_perform`.
 private final class Sink {
     let limit: Int
+    let cancellation: TransferCancellation?
     var body: [UInt8] = []
     var headers: [String: String] = [:]
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int, cancellation: TransferCancellation?) {
+        self.limit = limit
+        self.cancellation = cancellation
+    }
+}
+
+private let sinkProgress: plumb_curl_progress_fn = { context, _, _, _, _ in
+    guard let context else { return 0 }
+    let sink = Unmanaged<Sink>.fromOpaque(context).takeUnretainedValue()
+    return sink.cancellation?.isCancelled == true ? 1 : 0
 }
 
 private let sinkBody: plumb_curl_write_fn = { data, size, count, context in

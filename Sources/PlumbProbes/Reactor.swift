@@ -3,7 +3,7 @@ import Glibc
 import Synchronization
 
 /// Monotonic time in nanoseconds.
-@inline(__always) func monotonicNanoseconds() -> UInt64 { plumb_monotonic_ns() }
+@inline(__always) public func monotonicNanoseconds() -> UInt64 { plumb_monotonic_ns() }
 
 /// Wall-clock milliseconds since the Unix epoch.
 @inline(__always) public func wallClockMilliseconds() -> Int64 { plumb_wall_ms() }
@@ -54,7 +54,7 @@ public final class Reactor: Sendable {
         wakeup = plumb_eventfd_create()
         precondition(epoll >= 0 && wakeup >= 0, "epoll or eventfd could not be created: errno \(errno)")
         _ = plumb_epoll_add_oneshot(epoll, wakeup, 1, 0, 0)
-        let thread = Thread(name: "plumb-reactor") { [self] in self.loop() }
+        let thread = OSThread(name: "plumb-reactor") { [self] in self.loop() }
         thread.start()
     }
 
@@ -144,23 +144,25 @@ public final class Reactor: Sendable {
 }
 
 /// A plain OS thread; blocking work and the reactor live on these, never on the cooperative pool.
-final class Thread: @unchecked Sendable {
+public final class OSThread: @unchecked Sendable {
     // Invariant: `body` is set once in init and read once by the started thread.
     private let body: @Sendable () -> Void
     private let name: String
 
-    init(name: String, body: @escaping @Sendable () -> Void) {
+    /// A thread named `name` that runs `body` once started.
+    public init(name: String, body: @escaping @Sendable () -> Void) {
         self.name = name
         self.body = body
     }
 
-    func start() {
+    /// Starts the thread (detached).
+    public func start() {
         let box = Unmanaged.passRetained(self)
         var thread = pthread_t()
         let result = pthread_create(
             &thread, nil,
             { raw in
-                let me = Unmanaged<Thread>.fromOpaque(raw!).takeRetainedValue()
+                let me = Unmanaged<OSThread>.fromOpaque(raw!).takeRetainedValue()
                 plumb_set_thread_name(String(me.name.prefix(15)))
                 me.body()
                 return nil

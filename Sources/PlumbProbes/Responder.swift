@@ -106,8 +106,8 @@ public final class Responder: Sendable {
         self.address = address
         self.identity = Mutex(identity)
         self.limiter = Mutex(TokenBucket(rate: maxRepliesPerSecond, burst: max(10, maxRepliesPerSecond / 10)))
-        Thread(name: "plumb-resp-udp") { [self] in self.serveUDP() }.start()
-        Thread(name: "plumb-resp-tcp") { [self] in self.serveTCP() }.start()
+        OSThread(name: "plumb-resp-udp") { [self] in self.serveUDP() }.start()
+        OSThread(name: "plumb-resp-tcp") { [self] in self.serveTCP() }.start()
     }
 
     /// Replaces the identity the responder answers with.

@@ -67,6 +67,16 @@ public struct ProbeExpectation: Codable, Sendable, Hashable {
         self.status = status
         self.bodyContains = bodyContains
     }
+
+    /// Decodes an expectation; `verdict` defaults to `reach`.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        verdict = try container.decodeIfPresent(ExpectedVerdict.self, forKey: .verdict) ?? .reach
+        identity = try container.decodeIfPresent(ExpectedIdentity.self, forKey: .identity)
+        egressIP = try container.decodeIfPresent(String.self, forKey: .egressIP)
+        status = try container.decodeIfPresent([Int].self, forKey: .status)
+        bodyContains = try container.decodeIfPresent(String.self, forKey: .bodyContains)
+    }
 }
 
 /// One probe of a plan.
@@ -118,6 +128,24 @@ public struct ProbeSpec: Codable, Sendable, Hashable, Identifiable {
         self.egressEcho = egressEcho
         self.readIdentity = readIdentity
         self.labels = labels
+    }
+
+    /// Decodes a probe; `intervalMs` (10 s), `timeoutMs` (1 s) and `expect` (reach) may be left out.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(String.self, forKey: .id)
+        kind = try container.decode(ProbeKind.self, forKey: .kind)
+        target = try container.decode(String.self, forKey: .target)
+        port = try container.decodeIfPresent(Int.self, forKey: .port)
+        intervalMs = try container.decodeIfPresent(Int.self, forKey: .intervalMs) ?? 10_000
+        timeoutMs = try container.decodeIfPresent(Int.self, forKey: .timeoutMs) ?? 1_000
+        expect = try container.decodeIfPresent(ProbeExpectation.self, forKey: .expect) ?? ProbeExpectation()
+        burst = try container.decodeIfPresent(Int.self, forKey: .burst)
+        server = try container.decodeIfPresent(String.self, forKey: .server)
+        verifyTLS = try container.decodeIfPresent(Bool.self, forKey: .verifyTLS)
+        egressEcho = try container.decodeIfPresent(Bool.self, forKey: .egressEcho)
+        readIdentity = try container.decodeIfPresent(Bool.self, forKey: .readIdentity)
+        labels = try container.decodeIfPresent([String: String].self, forKey: .labels)
     }
 }
 

@@ -1,0 +1,39 @@
+import Foundation
+import Synchronization
+
+/// The agent's registration with the collector: its id and bearer token, kept in the spool directory (mode 0600)
+/// so a restarted agent can go on probing and spooling while the collector is down.
+public final class Session: Sendable {
+    /// Id and token.
+    public struct Credentials: Codable, Sendable, Equatable {
+        public var agentId: String
+        public var token: String
+    }
+
+    private let state = Mutex<Credentials?>(nil)
+    private let file: String?
+
+    /// A session persisted in `directory` (nil: memory only).
+    public init(directory: String?) {
+        file = directory.map { $0 + "/session.json" }
+        if let file, let data = FileManager.default.contents(atPath: file), let saved = try? JSONDecoder().decode(Credentials.self, from: data) {
+            state.withLock { $0 = saved }
+        }
+    }
+
+    /// The current credentials, if registered.
+    public var credentials: Credentials? { state.withLock { $0 } }
+
+    /// Stores new credentials.
+    public func set(_ credentials: Credentials) {
+        state.withLock { $0 = credentials }
+        guard let file, let data = try? JSONEncoder().encode(credentials) else { return }
+        _ = FileManager.default.createFile(atPath: file, contents: data, attributes: [.posixPermissions: 0o600])
+    }
+
+    /// Forgets the token (the collector refused it); the id stays for the reports.
+    public func invalidate() {
+        state.withLock { $0 = nil }
+        if let file { try? FileManager.default.removeItem(atPath: file) }
+    }
+}
