@@ -82,7 +82,8 @@ public struct AgentService: Service {
             if let client = mode.client, let session {
                 let plans = PlanCache(directory: configuration.spoolDirectory)
                 if let cached = plans.load() {
-                    logger.info("using the plan cached from the last run until the collector answers", metadata: ["probes": "\(cached.plan.probes.count)"])
+                    logger.info(
+                        "using the plan cached from the last run until the collector answers", metadata: ["probes": "\(cached.plan.probes.count)"])
                     apply(cached.plan, scheduler: scheduler, reporter: reporter)
                 }
                 group.addTask {
@@ -188,7 +189,9 @@ public struct AgentService: Service {
     static func responderSelf(agentId: String, identity: AgentIdentity) -> ResponderSelf {
         ResponderSelf(
             agentId: agentId, instanceId: identity.instanceId,
-            interfaceIds: Dictionary(identity.interfaces.compactMap { interface in interface.interfaceId.map { (interface.mac, $0) } }) { first, _ in first })
+            interfaceIds: Dictionary(identity.interfaces.compactMap { interface in interface.interfaceId.map { (interface.mac, $0) } }) { first, _ in
+                first
+            })
     }
 
     static func capabilities() -> [ProbeKind] {

@@ -89,7 +89,9 @@ public struct CollectorClient: Sendable {
         var allHeaders = headers + [("Authorization", "Bearer \(token)"), ("Accept", "application/json")]
         if body != nil { allHeaders.append(("Content-Type", "application/json")) }
         return await Curl.perform(
-            HTTPRequest(method: method, url: baseURL + path, headers: allHeaders, body: body, timeoutMs: timeoutMs, connectTimeoutMs: 3_000, freshConnection: false)
+            HTTPRequest(
+                method: method, url: baseURL + path, headers: allHeaders, body: body, timeoutMs: timeoutMs, connectTimeoutMs: 3_000,
+                freshConnection: false)
         )
     }
 

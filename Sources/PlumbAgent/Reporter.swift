@@ -87,10 +87,16 @@ public final class Reporter: Sendable {
                 for await _ in flushSignals { await self.flush() }
             }
             group.addTask {
+                // Short steps, so a new plan's interval takes effect within a second.
+                var last = ContinuousClock.now
                 while !Task.isCancelled {
-                    let interval = self.settings.withLock { $0.reportIntervalMs }
-                    do { try await Task.sleep(for: .milliseconds(interval)) } catch { return }
-                    self.flushSignal.yield()
+                    let interval = Duration.milliseconds(self.settings.withLock { $0.reportIntervalMs })
+                    let due = last + interval
+                    do { try await Task.sleep(until: min(due, .now + .seconds(1)), clock: .continuous) } catch { return }
+                    if ContinuousClock.now >= due {
+                        last = .now
+                        self.flushSignal.yield()
+                    }
                 }
             }
             // Both children end when this task is cancelled (the stream's iteration ends, the sleep throws).
@@ -117,7 +123,8 @@ public final class Reporter: Sendable {
                 defer { buffer.nextOutputSequence += 1 }
                 return buffer.nextOutputSequence
             }
-            let report = Report(agentId: id, sequence: sequence, createdAtMs: now, planId: taken.planId, identity: taken.identity, results: taken.results)
+            let report = Report(
+                agentId: id, sequence: sequence, createdAtMs: now, planId: taken.planId, identity: taken.identity, results: taken.results)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             guard var line = try? encoder.encode(report) else { return }
@@ -175,7 +182,7 @@ public final class Reporter: Sendable {
                 let delay = backoff * Double.random(in: 0.5...1.0)
                 backoff = min(60, backoff * 2)
                 do { try await Task.sleep(for: .seconds(delay)) } catch { return }
-                // A new batch does not cut the wait short: the collector is down, not waiting for us.
+            // A new batch does not cut the wait short: the collector is down, not waiting for us.
             }
         }
     }
@@ -214,7 +221,8 @@ public final class Reporter: Sendable {
             let acknowledgement = try await client.report(agentId: credentials.agentId, token: credentials.token, body: Array(data))
             if acknowledgement.sequence != entry.sequence {
                 logger.warning(
-                    "the collector acknowledged another sequence", metadata: ["sent": "\(entry.sequence)", "acknowledged": "\(acknowledgement.sequence)"])
+                    "the collector acknowledged another sequence",
+                    metadata: ["sent": "\(entry.sequence)", "acknowledged": "\(acknowledgement.sequence)"])
             }
             spool.remove(sequence: entry.sequence)
             sentCount.add(entry.count, ordering: .relaxed)

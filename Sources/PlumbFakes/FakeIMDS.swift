@@ -148,7 +148,9 @@ public final class FakeIMDS: Sendable {
         }
         for interface in instance.interfaces {
             let base = "network/interfaces/macs/\(interface.mac)/"
-            var listing = ["device-number", "interface-id", "local-ipv4s", "mac", "security-group-ids", "subnet-id", "subnet-ipv4-cidr-block", "vpc-id"]
+            var listing = [
+                "device-number", "interface-id", "local-ipv4s", "mac", "security-group-ids", "subnet-id", "subnet-ipv4-cidr-block", "vpc-id",
+            ]
             items[base + "device-number"] = String(interface.deviceNumber)
             items[base + "interface-id"] = interface.interfaceId
             items[base + "local-ipv4s"] = interface.privateIPv4s.joined(separator: "\n")

@@ -22,6 +22,14 @@ public enum EchoPacket {
         public var nonce: UInt64
         /// The prober's monotonic send time.
         public var sentAt: UInt64
+
+        /// Creates a header.
+        public init(type: UInt8, sequence: UInt16, nonce: UInt64, sentAt: UInt64) {
+            self.type = type
+            self.sequence = sequence
+            self.nonce = nonce
+            self.sentAt = sentAt
+        }
     }
 
     /// Encodes a request.
@@ -118,11 +126,10 @@ public enum IdentityLine {
             guard let equals = part.firstIndex(of: "=") else { continue }
             values[String(part[..<equals])] = unescape(String(part[part.index(after: equals)...]))
         }
-        guard let agent = values["agent"], let instance = values["instance"], let mac = values["mac"], let address = values["address"] else {
-            return nil
-        }
+        guard let agent = values["agent"], let instance = values["instance"], let address = values["address"] else { return nil }
         return ResponderIdentity(
-            agentId: agent, instanceId: instance, mac: mac, address: address, interface: values["interface"], interfaceId: values["eni"])
+            agentId: agent, instanceId: instance, mac: values["mac"] ?? "", address: address, interface: values["interface"],
+            interfaceId: values["eni"])
     }
 
     private static func escape(_ value: String) -> String {

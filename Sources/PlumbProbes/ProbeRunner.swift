@@ -28,7 +28,7 @@ public struct ProbeRunner: Sendable {
         case .dns: result = await DNSProber(reactor: reactor, pool: pool).run(spec)
         }
         result.expected = spec.expect.verdict
-        let failures = Self.checkFailures(spec: spec, result: result)
+        let failures = (result.checkFailures ?? []) + Self.checkFailures(spec: spec, result: result)
         result.checkFailures = failures.isEmpty ? nil : failures
         return result
     }

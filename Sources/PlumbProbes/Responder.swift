@@ -151,7 +151,17 @@ public final class Responder: Sendable {
         let me = identity.withLock { $0 }
         var interface = interfaceIndex > 0 ? interfaces.interface(index: interfaceIndex) : nil
         if interface == nil {
-            interface = LocalInterfaces.list().first { $0.addresses.contains { $0.address == localAddress } }
+            // TCP has no IP_PKTINFO: find the interface holding the address, else the one whose prefix contains it
+            // (127.0.0.2 is answered by lo, which holds 127.0.0.1/8).
+            let all = LocalInterfaces.list()
+            interface =
+                all.first { $0.addresses.contains { $0.address == localAddress } }
+                ?? all.first { candidate in
+                    candidate.addresses.contains { entry in
+                        let mask: UInt32 = entry.prefixLength == 0 ? 0 : ~UInt32(0) << UInt32(32 - entry.prefixLength)
+                        return entry.address & mask == localAddress & mask
+                    }
+                }
         }
         let mac = interface?.mac ?? ""
         return ResponderIdentity(
@@ -216,7 +226,6 @@ public final class Responder: Sendable {
             _ = plumb_getsockname_in(connection, &local)
             let identity = describe(localAddress: plumb_sockaddr_address(&local), interfaceIndex: 0)
             let line = Array(IdentityLine.encode(identity).utf8)
-            _ = plumb_set_int_option(connection, SOL_SOCKET, SO_SNDTIMEO, 0)
             _ = line.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
             counters.withLock { $0.tcpReplies += 1 }
         }
