@@ -98,13 +98,13 @@ let package = Package(
         ),
         .testTarget(
             name: "PlumbProbesTests",
-            dependencies: ["PlumbProbes", "PlumbWire", "PlumbFakes"],
+            dependencies: ["PlumbProbes", "PlumbWire", "PlumbFakes", "CPlumbSys"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "PlumbAgentTests",
             dependencies: [
-                "PlumbAgent", "PlumbProbes", "PlumbWire", "PlumbFakes",
+                "PlumbAgent", "PlumbProbes", "PlumbWire", "PlumbFakes", "CPlumbSys",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

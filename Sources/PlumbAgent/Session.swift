@@ -8,6 +8,12 @@ public final class Session: Sendable {
     public struct Credentials: Codable, Sendable, Equatable {
         public var agentId: String
         public var token: String
+
+        /// Creates credentials.
+        public init(agentId: String, token: String) {
+            self.agentId = agentId
+            self.token = token
+        }
     }
 
     private let state = Mutex<Credentials?>(nil)
