@@ -82,7 +82,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "plumb-bench",
-            dependencies: ["PlumbCore", "PlumbModelIO", "PlumbProbes", "PlumbWire", "PlumbFakes"],
+            dependencies: ["PlumbCore", "PlumbModelIO", "PlumbProbes", "PlumbWire", "PlumbFakes", "CPlumbSys"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <sched.h>
 
 uint64_t plumb_monotonic_ns(void) {
     struct timespec ts;
@@ -264,3 +265,10 @@ uint16_t plumb_inet_checksum(const void *data, size_t length) {
 }
 
 void plumb_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }
+
+int plumb_pin_to_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : errno;
+}

@@ -1,6 +1,6 @@
 // plumb-bench: generates a large VPC model and measures the engine. Prints figures a person can compare run to run.
 //
-//   swift run -c release plumb-bench [--instances N] [--subnets N] [--groups N] [--acls N] [--seconds S]
+//   swift run -c release plumb-bench [probes|footprint …] [--instances N] [--subnets N] [--groups N] [--acls N] [--seconds S]
 //
 // Figures: model load (parse + decode + validate, with intents) against a plain JSON parse of the same
 // document as the baseline; compile; explain calls per second on one core after warm-up (by resolved party and
@@ -8,6 +8,16 @@
 import Foundation
 import PlumbCore
 import PlumbModelIO
+
+// Agent benchmarks (see ProbeBench.swift and FootprintBench.swift).
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "probes" {
+    try await ProbeBench.run(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+}
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "footprint" {
+    try await FootprintBench.run(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+}
 
 struct Options {
     var instances = 10_000

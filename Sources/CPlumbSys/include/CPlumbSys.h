@@ -66,6 +66,9 @@ typedef struct plumb_interface {
 /// Fills at most `max` interfaces; returns the count or -1.
 int plumb_list_interfaces(plumb_interface *interfaces, int max);
 
+/// Pins the calling thread (and threads it starts later) to one CPU; 0 or an errno.
+int plumb_pin_to_cpu(int cpu);
+
 /// Names the calling thread (at most 15 bytes are kept).
 void plumb_set_thread_name(const char *name);
 
