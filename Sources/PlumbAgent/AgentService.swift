@@ -69,7 +69,7 @@ public struct AgentService: Service {
         let mode = try makeMode(agentId: agentId)
         let session = mode.session
         let reporter = Reporter(
-            destination: mode.destination, logger: logger, agentId: { session?.credentials?.agentId ?? agentId },
+            destination: mode.destination, logger: logger, agentId: { session?.agentId ?? agentId },
             unauthorized: { mode.registerAgain.signal() })
         let scheduler = Scheduler(emit: { reporter.submit($0) })
 
@@ -79,7 +79,7 @@ public struct AgentService: Service {
             group.addTask {
                 await discoveryLoop(discoverer, identity: identity, agentId: agentId, responder: responder, reporter: reporter, mode: mode)
             }
-            if let client = mode.client, let session {
+            if let client = mode.client, let session, case .collector(_, _, let spool) = mode.destination {
                 let plans = PlanCache(directory: configuration.spoolDirectory)
                 if let cached = plans.load() {
                     logger.info(
@@ -88,7 +88,7 @@ public struct AgentService: Service {
                 }
                 group.addTask {
                     await collectorPlanLoop(
-                        client: client, session: session, plans: plans, identity: identity, agentId: agentId, responder: responder,
+                        client: client, session: session, spool: spool, plans: plans, identity: identity, agentId: agentId, responder: responder,
                         scheduler: scheduler, reporter: reporter, registerAgain: mode.registerAgain)
                 }
             } else if let planFile = configuration.planFile {
@@ -125,7 +125,10 @@ public struct AgentService: Service {
 
     private func makeMode(agentId: String) throws -> Mode {
         let registerAgain = Wakeup()
-        if let url = configuration.collectorURL {
+        if configuration.planFile != nil, let url = configuration.collectorURL {
+            logger.notice("a static plan was given: running standalone, the collector is not contacted", metadata: ["collector": "\(url)"])
+        }
+        if configuration.planFile == nil, let url = configuration.collectorURL {
             guard configuration.enrollmentToken != nil else {
                 throw StartError(
                     description:
@@ -205,13 +208,13 @@ public struct AgentService: Service {
     ) async {
         while !Task.isCancelled {
             do { try await Task.sleep(for: .seconds(configuration.discoveryIntervalSeconds)) } catch { return }
-            let fresh = await discoverer.discover()
             let before = identity.value
+            let fresh = await discoverer.discover(previous: before)
             let changes = before.changes(to: fresh)
             guard !changes.isEmpty else { continue }
             for change in changes { logger.notice("identity changed", metadata: ["change": "\(change)"]) }
             identity.value = fresh
-            responder?.update(Self.responderSelf(agentId: agentId, identity: fresh))
+            responder?.update(Self.responderSelf(agentId: mode.session?.agentId ?? agentId, identity: fresh))
             reporter.identityChanged(fresh)
             mode.registerAgain.signal()  // the collector learns the new interfaces at once
         }
@@ -237,26 +240,34 @@ public struct AgentService: Service {
     }
 
     private func collectorPlanLoop(
-        client: CollectorClient, session: Session, plans: PlanCache, identity: IdentityBox, agentId: String, responder: Responder?,
+        client: CollectorClient, session: Session, spool: Spool, plans: PlanCache, identity: IdentityBox, agentId: String, responder: Responder?,
         scheduler: Scheduler, reporter: Reporter, registerAgain: Wakeup
     ) async {
         var etag = plans.load()?.etag
         var refresh = PlanSettings().planRefreshMs
         var backoff = 1.0
         var mustRegister = true
+        var refusedInARow = 0
         while !Task.isCancelled {
             if mustRegister || session.credentials == nil {
                 let registration = Registration(
                     agentId: configuration.agentId ?? agentId, identity: identity.value, agentVersion: version,
                     capabilities: Self.capabilities(), responderPort: responder?.port)
+                // Refresh with the agent's own token while it has one; the enrollment token is for the first time and
+                // for when the collector no longer knows that token.
+                let ownToken = session.credentials?.token
                 do {
-                    let response = try await client.register(registration, token: configuration.enrollmentToken ?? "")
+                    let response = try await client.register(registration, token: ownToken ?? configuration.enrollmentToken ?? "")
                     session.set(Session.Credentials(agentId: response.agentId, token: response.agentToken))
+                    if let last = response.lastSequence { spool.advance(past: last) }
                     if let interval = response.planRefreshMs { refresh = max(1_000, interval) }
                     responder?.update(Self.responderSelf(agentId: response.agentId, identity: identity.value))
                     logger.info("registered with the collector", metadata: ["agent": "\(response.agentId)"])
                     mustRegister = false
                     backoff = 1
+                } catch .unauthorized where ownToken != nil {
+                    session.invalidate()  // the next attempt uses the enrollment token
+                    continue
                 } catch {
                     logger.warning("registration failed; retrying", metadata: ["error": "\(error)"])
                     if case .rejected = error { backoff = max(backoff, 30) }
@@ -271,6 +282,7 @@ public struct AgentService: Service {
                 case .unchanged: break
                 case .plan(let plan, let newEtag):
                     let problems = plan.problems()
+                    refusedInARow = 0
                     if problems.isEmpty {
                         apply(plan, scheduler: scheduler, reporter: reporter)
                         etag = newEtag
@@ -281,8 +293,16 @@ public struct AgentService: Service {
                     }
                 }
             } catch .unauthorized {
+                // Registered, yet refused: wait longer each time rather than hammer the collector.
+                refusedInARow += 1
+                logger.warning("the collector refused the agent token for the plan; registering again", metadata: ["attempt": "\(refusedInARow)"])
                 session.invalidate()
                 mustRegister = true
+                if refusedInARow > 1 {
+                    do { try await Task.sleep(for: .seconds(min(60, pow(2, Double(refusedInARow - 1))) * Double.random(in: 0.5...1))) } catch {
+                        return
+                    }
+                }
                 continue
             } catch {
                 logger.warning("plan fetch failed; the current plan keeps running", metadata: ["error": "\(error)"])

@@ -91,8 +91,7 @@ public struct CollectorClient: Sendable {
         return await Curl.perform(
             HTTPRequest(
                 method: method, url: baseURL + path, headers: allHeaders, body: body, timeoutMs: timeoutMs, connectTimeoutMs: 3_000,
-                freshConnection: false)
-        )
+                freshConnection: false), pool: .control)
     }
 
     private func check(_ response: HTTPResponse) throws(Failure) {
@@ -100,6 +99,9 @@ public struct CollectorClient: Sendable {
         let message = (try? JSONDecoder().decode(ErrorBody.self, from: Data(response.body)))?.error.message ?? response.text.prefix(200).description
         switch response.status {
         case 200...299: return
+        case 300...399:
+            let location = response.headers["location"].map { " to \($0)" } ?? ""
+            throw .unavailable("\(response.status): redirected\(location); set the collector URL to the final address")
         case 401, 403: throw .unauthorized("\(response.status): \(message)")
         case 408, 429, 500...599: throw .unavailable("\(response.status): \(message)")
         default: throw .rejected(response.status, message)

@@ -50,7 +50,7 @@ public final class IMDSClient: Sendable {
             let response = await Curl.perform(
                 HTTPRequest(
                     url: "\(endpoint)/latest/meta-data/\(path)", headers: [("X-aws-ec2-metadata-token", current)], timeoutMs: 2_000,
-                    freshConnection: false))
+                    freshConnection: false), pool: .control)
             if let failure = response.failure { throw .unavailable(response.errorMessage ?? "\(failure)") }
             switch response.status {
             case 200: return response.text
@@ -79,7 +79,7 @@ public final class IMDSClient: Sendable {
         let response = await Curl.perform(
             HTTPRequest(
                 method: "PUT", url: "\(endpoint)/latest/api/token", headers: [("X-aws-ec2-metadata-token-ttl-seconds", String(tokenTTLSeconds))],
-                body: [], timeoutMs: 2_000, freshConnection: false))
+                body: [], timeoutMs: 2_000, freshConnection: false), pool: .control)
         if let failure = response.failure { throw .unavailable(response.errorMessage ?? "\(failure)") }
         switch response.status {
         case 200:
@@ -109,12 +109,17 @@ public struct Discoverer: Sendable {
         self.logger = logger
     }
 
-    /// One discovery pass. IMDS errors fall back to local discovery (logged); this never fails.
-    public func discover() async -> AgentIdentity {
+    /// One discovery pass; never fails. IMDS errors fall back to local discovery, except after an earlier pass read
+    /// IMDS (`previous`): then a passing IMDS failure keeps the previous identity instead of flapping to the local one.
+    public func discover(previous: AgentIdentity? = nil) async -> AgentIdentity {
         if let imds {
             do {
                 return try await fromIMDS(imds)
             } catch {
+                if let previous, previous.source == .imds {
+                    logger.warning("IMDS failed; keeping the identity it gave last time", metadata: ["reason": "\(error)"])
+                    return previous
+                }
                 logger.info("falling back to local interfaces", metadata: ["reason": "\(error)"])
             }
         }
@@ -146,7 +151,7 @@ public struct Discoverer: Sendable {
 
     func local() -> AgentIdentity {
         let configured = Dictionary((overrides.interfaces ?? []).map { ($0.mac.lowercased(), $0) }, uniquingKeysWith: { first, _ in first })
-        let interfaces = LocalInterfaces.list().filter { !$0.isLoopback && $0.mac != nil && !$0.addresses.isEmpty }.map { kernel in
+        let interfaces = LocalInterfaces.list().filter { !$0.isLoopback && $0.isUp && $0.mac != nil && !$0.addresses.isEmpty }.map { kernel in
             let mac = kernel.mac ?? ""
             let override = configured[mac]
             return InterfaceInfo(

@@ -130,12 +130,12 @@ public final class Reporter: Sendable {
             guard var line = try? encoder.encode(report) else { return }
             line.append(10)
             let payload = line
-            let written = await BlockingPool.shared.run { Self.writeAll(fd, payload) }
+            let written = await BlockingPool.control.run { Self.writeAll(fd, payload) }
             if written { sentCount.add(taken.results.count, ordering: .relaxed) }
         case .collector(_, _, let spool):
             let lost = buffer.withLock { $0.lostInMemory }
             let results = taken.results
-            let outcome: Result<Spool.Entry, any Error> = await BlockingPool.shared.run {
+            let outcome: Result<Spool.Entry, any Error> = await BlockingPool.control.run {
                 Result {
                     try spool.append(count: results.count) { sequence, dropped in
                         let counters = DropCounters(batches: dropped.batches + lost.batches, results: dropped.results + lost.results)
@@ -211,7 +211,7 @@ public final class Reporter: Sendable {
     private func sendOldest(client: CollectorClient, session: Session, spool: Spool, timeoutMs: Int? = nil) async -> SendOutcome {
         guard let entry = spool.entries.first else { return .empty }
         guard let credentials = session.credentials else { return .retry }
-        guard let data = await BlockingPool.shared.run({ spool.read(entry) }) else {
+        guard let data = await BlockingPool.control.run({ spool.read(entry) }) else {
             spool.remove(sequence: entry.sequence)  // vanished from disk: nothing to send
             return .skipped
         }
@@ -232,6 +232,12 @@ public final class Reporter: Sendable {
             session.invalidate()
             unauthorized()
             return .retry
+        } catch .malformed(let detail) {
+            // A 2xx means committed: the collector acknowledges only after storing. Do not send it again.
+            logger.warning("the collector's acknowledgement was unreadable; counting the batch as delivered", metadata: ["detail": "\(detail)"])
+            spool.remove(sequence: entry.sequence)
+            sentCount.add(entry.count, ordering: .relaxed)
+            return .sent
         } catch .rejected(let status, let detail) {
             logger.error(
                 "the collector rejected a report batch for good; it is kept in the spool's rejected/ folder",

@@ -17,6 +17,7 @@ public final class Session: Sendable {
     }
 
     private let state = Mutex<Credentials?>(nil)
+    private let lastAgentId = Mutex<String?>(nil)
     private let file: String?
 
     /// A session persisted in `directory` (nil: memory only).
@@ -24,8 +25,12 @@ public final class Session: Sendable {
         file = directory.map { $0 + "/session.json" }
         if let file, let data = FileManager.default.contents(atPath: file), let saved = try? JSONDecoder().decode(Credentials.self, from: data) {
             state.withLock { $0 = saved }
+            lastAgentId.withLock { $0 = saved.agentId }
         }
     }
+
+    /// The id the collector gave this agent, also after its token was refused.
+    public var agentId: String? { lastAgentId.withLock { $0 } }
 
     /// The current credentials, if registered.
     public var credentials: Credentials? { state.withLock { $0 } }
@@ -33,11 +38,12 @@ public final class Session: Sendable {
     /// Stores new credentials.
     public func set(_ credentials: Credentials) {
         state.withLock { $0 = credentials }
+        lastAgentId.withLock { $0 = credentials.agentId }
         guard let file, let data = try? JSONEncoder().encode(credentials) else { return }
         _ = FileManager.default.createFile(atPath: file, contents: data, attributes: [.posixPermissions: 0o600])
     }
 
-    /// Forgets the token (the collector refused it); the id stays for the reports.
+    /// Forgets the token (the collector refused it); `agentId` stays for the reports.
     public func invalidate() {
         state.withLock { $0 = nil }
         if let file { try? FileManager.default.removeItem(atPath: file) }

@@ -136,8 +136,21 @@ public final class Spool: Sendable {
             return state.persistent
         }
         for old in evicted { try? FileManager.default.removeItem(atPath: path(old.name)) }
-        try saveState(persistent)
+        // The batch is safe on disk; state.json only speeds up the next start (sequence numbers are also recovered
+        // from the file names), so a failure here must not make the caller spool the results twice.
+        try? saveState(persistent)
         return entry
+    }
+
+    /// Makes the next sequence number at least `sequence + 1` (the collector knows of later batches than this spool,
+    /// e.g. after the spool directory was lost).
+    public func advance(past sequence: Int64) {
+        let persistent = state.withLock { state -> PersistentState? in
+            guard state.persistent.nextSequence <= sequence else { return nil }
+            state.persistent.nextSequence = sequence + 1
+            return state.persistent
+        }
+        if let persistent { try? saveState(persistent) }
     }
 
     /// The bytes of a spooled batch; nil if the file vanished.
@@ -198,6 +211,12 @@ public final class Spool: Sendable {
         if failure != 0 {
             unlink(temporary)
             throw SpoolError.write(path(name), String(cString: strerror(failure)))
+        }
+        // The rename is durable only once the directory is.
+        let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directoryFD >= 0 {
+            fsync(directoryFD)
+            close(directoryFD)
         }
     }
 }

@@ -43,10 +43,20 @@ public enum IPv4Text {
 }
 
 /// Resolves a host (IPv4 text or a name) to a host-order IPv4 address. Names go through getaddrinfo on the blocking
-/// pool.
-public func resolveIPv4(_ host: String) async -> UInt32? {
+/// pool; the wait ends after `timeoutMs` or when the task is cancelled (getaddrinfo itself cannot be interrupted, so
+/// its thread finishes on its own).
+public func resolveIPv4(_ host: String, timeoutMs: Int = 5_000) async -> UInt32? {
     if let address = IPv4Text.parse(host) { return address }
-    return await BlockingPool.shared.run { systemResolve(host).first }
+    return await withTaskGroup(of: UInt32??.self) { group in
+        group.addTask { .some(await BlockingPool.shared.run { systemResolve(host).first }) }
+        group.addTask {
+            try? await Task.sleep(for: .milliseconds(timeoutMs))
+            return .none
+        }
+        let first = await group.next() ?? nil
+        group.cancelAll()
+        return first ?? nil
+    }
 }
 
 /// getaddrinfo for IPv4 addresses, blocking. Returns the distinct addresses in the resolver's order.

@@ -6,8 +6,12 @@ import Synchronization
 /// `run` suspends the calling task and executes the closure on one of the pool's threads, so the cooperative pool is
 /// never blocked. Jobs run in submission order; at most `threads` run at once.
 public final class BlockingPool: Sendable {
-    /// The process-wide pool for probes and outbound HTTP (8 threads).
-    public static let shared = BlockingPool(threads: 8, name: "plumb-blocking")
+    /// The pool for probes: http(s) transfers and name lookups (16 threads, so up to 16 such probes run at once).
+    public static let shared = BlockingPool(threads: 16, name: "plumb-probe")
+
+    /// The pool for the agent's own I/O: IMDS, the collector, the spool (4 threads), kept apart so slow probes never
+    /// delay reports.
+    public static let control = BlockingPool(threads: 4, name: "plumb-control")
 
     private struct State {
         var jobs: [@Sendable () -> Void] = []

@@ -18,7 +18,7 @@ struct ICMPProber {
         let deadline = start + UInt64(spec.timeoutMs) * 1_000_000
         let burst = max(1, min(spec.burst ?? 3, 100))
         var result = ProbeResult(probeId: spec.id, kind: .icmp, target: spec.target, startedAtMs: startedAt, outcome: .error)
-        guard let address = await resolveIPv4(spec.target) else {
+        guard let address = await resolveIPv4(spec.target, timeoutMs: spec.timeoutMs) else {
             result.outcome = .dnsFailure
             result.detail = "\(spec.target) does not resolve to an IPv4 address"
             return result

@@ -59,6 +59,7 @@ public enum LocalInterfaces {
 final class InterfaceCache: Sendable {
     private struct State {
         var byIndex: [Int: LocalInterface] = [:]
+        var byAddress: [UInt32: LocalInterface] = [:]
         var readAt: UInt64 = 0
     }
 
@@ -70,18 +71,38 @@ final class InterfaceCache: Sendable {
     }
 
     func interface(index: Int) -> LocalInterface? {
+        lookup { $0.byIndex[index] }
+    }
+
+    /// The interface holding `address`, else the one whose prefix contains it (127.0.0.2 is answered by lo, which
+    /// holds 127.0.0.1/8). TCP has no IP_PKTINFO, so the responder finds the interface this way.
+    func interface(address: UInt32) -> LocalInterface? {
+        lookup { state in
+            if let exact = state.byAddress[address] { return exact }
+            return state.byIndex.values.sorted { $0.index < $1.index }.first { candidate in
+                candidate.addresses.contains { entry in
+                    let mask: UInt32 = entry.prefixLength == 0 ? 0 : ~UInt32(0) << UInt32(32 - entry.prefixLength)
+                    return entry.address & mask == address & mask
+                }
+            }
+        }
+    }
+
+    private func lookup(_ find: (State) -> LocalInterface?) -> LocalInterface? {
         let now = monotonicNanoseconds()
         if let cached = state.withLock({ state -> LocalInterface? in
             guard now &- state.readAt < maximumAgeNanoseconds else { return nil }
-            return state.byIndex[index]
+            return find(state)
         }) {
             return cached
         }
-        let fresh = Dictionary(LocalInterfaces.list().map { ($0.index, $0) }, uniquingKeysWith: { first, _ in first })
-        state.withLock { state in
-            state.byIndex = fresh
-            state.readAt = now
+        let list = LocalInterfaces.list()
+        var fresh = State(readAt: now)
+        for interface in list {
+            fresh.byIndex[interface.index] = interface
+            for entry in interface.addresses where fresh.byAddress[entry.address] == nil { fresh.byAddress[entry.address] = interface }
         }
-        return fresh[index]
+        state.withLock { $0 = fresh }
+        return find(fresh)
     }
 }

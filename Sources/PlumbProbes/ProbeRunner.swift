@@ -108,7 +108,7 @@ struct TCPProber {
         let start = monotonicNanoseconds()
         let deadline = start + UInt64(spec.timeoutMs) * 1_000_000
         var result = ProbeResult(probeId: spec.id, kind: .tcp, target: spec.target, port: spec.port, startedAtMs: startedAt, outcome: .error)
-        guard let address = await resolveIPv4(spec.target) else {
+        guard let address = await resolveIPv4(spec.target, timeoutMs: spec.timeoutMs) else {
             result.outcome = .dnsFailure
             result.detail = "\(spec.target) does not resolve to an IPv4 address"
             return result
@@ -176,7 +176,7 @@ struct UDPEchoProber {
         let deadline = start + UInt64(spec.timeoutMs) * 1_000_000
         let burst = max(1, min(spec.burst ?? 5, 100))
         var result = ProbeResult(probeId: spec.id, kind: .udpEcho, target: spec.target, port: spec.port, startedAtMs: startedAt, outcome: .error)
-        guard let address = await resolveIPv4(spec.target) else {
+        guard let address = await resolveIPv4(spec.target, timeoutMs: spec.timeoutMs) else {
             result.outcome = .dnsFailure
             result.detail = "\(spec.target) does not resolve to an IPv4 address"
             return result

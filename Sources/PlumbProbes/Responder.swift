@@ -150,19 +150,7 @@ public final class Responder: Sendable {
     private func describe(localAddress: UInt32, interfaceIndex: Int) -> ResponderIdentity {
         let me = identity.withLock { $0 }
         var interface = interfaceIndex > 0 ? interfaces.interface(index: interfaceIndex) : nil
-        if interface == nil {
-            // TCP has no IP_PKTINFO: find the interface holding the address, else the one whose prefix contains it
-            // (127.0.0.2 is answered by lo, which holds 127.0.0.1/8).
-            let all = LocalInterfaces.list()
-            interface =
-                all.first { $0.addresses.contains { $0.address == localAddress } }
-                ?? all.first { candidate in
-                    candidate.addresses.contains { entry in
-                        let mask: UInt32 = entry.prefixLength == 0 ? 0 : ~UInt32(0) << UInt32(32 - entry.prefixLength)
-                        return entry.address & mask == localAddress & mask
-                    }
-                }
-        }
+        if interface == nil { interface = interfaces.interface(address: localAddress) }
         let mac = interface?.mac ?? ""
         return ResponderIdentity(
             agentId: me.agentId, instanceId: me.instanceId, mac: mac, address: IPv4Text.format(localAddress), interface: interface?.name,

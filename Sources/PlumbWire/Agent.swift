@@ -104,6 +104,9 @@ public struct Registration: Codable, Sendable, Hashable {
 
 /// The collector's answer to a registration.
 public struct RegistrationResponse: Codable, Sendable, Hashable {
+    /// The highest report sequence the collector has stored for this agent, so an agent that lost its spool
+    /// continues after it instead of reusing numbers the collector would take for replays.
+    public var lastSequence: Int64?
     /// The agent's id from now on.
     public var agentId: String
     /// The bearer token for the agent routes (returned once; the collector keeps only its hash).
@@ -112,16 +115,18 @@ public struct RegistrationResponse: Codable, Sendable, Hashable {
     public var planRefreshMs: Int?
 
     /// Creates a response.
-    public init(agentId: String, agentToken: String, planRefreshMs: Int? = nil) {
+    public init(agentId: String, agentToken: String, planRefreshMs: Int? = nil, lastSequence: Int64? = nil) {
         self.agentId = agentId
         self.agentToken = agentToken
         self.planRefreshMs = planRefreshMs
+        self.lastSequence = lastSequence
     }
 }
 
-/// Counters of what the agent had to drop, carried by the next report until acknowledged.
+/// What the agent had to drop since its spool was created: cumulative, carried by every report.
 public struct DropCounters: Codable, Sendable, Hashable {
-    /// Batches dropped from a full spool since the agent started counting (persisted across restarts).
+    /// Times results were dropped: a batch evicted from a full spool, or results dropped from memory while the spool
+    /// could not be written.
     public var batches: Int
     /// Results in those batches.
     public var results: Int

@@ -3,7 +3,7 @@ public enum ProbeKind: String, Codable, Sendable, CaseIterable {
     /// A burst of UDP datagrams to a peer's responder; measures loss, RTT, duplicates and reordering, and returns the
     /// responder's identity.
     case udpEcho = "udp-echo"
-    /// A TCP connect (then close); `open`, `refused` or `timeout`.
+    /// A TCP connect (then close): `ok` (open), `refused` or `timeout`.
     case tcp
     /// ICMP echo, over an unprivileged datagram socket or a raw socket.
     case icmp
@@ -19,7 +19,8 @@ public enum ProbeKind: String, Codable, Sendable, CaseIterable {
 public enum ExpectedVerdict: String, Codable, Sendable {
     /// The flow must work: the target answers.
     case reach
-    /// The flow must be blocked: the probe times out (or is refused where the model says so).
+    /// The flow must be blocked: the probe times out, or the path answers unreachable. A refusal means the packets
+    /// reached the host, so it does not count as blocked.
     case block
 }
 
@@ -96,7 +97,7 @@ public struct ProbeSpec: Codable, Sendable, Hashable, Identifiable {
     public var timeoutMs: Int
     /// What the probe should observe.
     public var expect: ProbeExpectation
-    /// Datagrams per run (udp-echo, icmp); default 5.
+    /// Datagrams per run: default 5 for udp-echo, 3 for icmp.
     public var burst: Int?
     /// For dns: the server to ask (`ADDRESS[:PORT]`); default the system resolver.
     public var server: String?
@@ -191,7 +192,7 @@ public struct Plan: Codable, Sendable, Hashable {
     public var version: Int
     /// The agent the plan is for.
     public var agentId: String?
-    /// Identifies this plan's content (the ETag the collector sends).
+    /// Identifies this plan's content; the collector sets it to the plan's ETag, and reports carry it.
     public var planId: String?
     /// The topology version the plan was derived from.
     public var topologyVersion: Int?
@@ -251,6 +252,7 @@ public struct Plan: Codable, Sendable, Hashable {
             }
             if let burst = probe.burst, !(1...100).contains(burst) { problems.append("\(name): burst \(burst) is outside 1…100") }
         }
+        if settings.planRefreshMs < 1_000 { problems.append("settings.planRefreshMs must be at least 1000") }
         if settings.maxConcurrency < 1 { problems.append("settings.maxConcurrency must be at least 1") }
         if settings.maxProbesPerSecond <= 0 { problems.append("settings.maxProbesPerSecond must be above 0") }
         if settings.maxBatchResults < 1 { problems.append("settings.maxBatchResults must be at least 1") }

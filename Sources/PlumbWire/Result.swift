@@ -17,8 +17,12 @@ public enum ProbeOutcome: String, Codable, Sendable {
     /// A local error (socket limit, bad target); `error` says which.
     case error
 
-    /// Whether the probe's packets reached the target's host.
-    public var reached: Bool { self == .ok || self == .refused }
+    /// Whether the probe's packets reached the target's host (it answered, refused, or failed the TLS handshake).
+    public var reached: Bool { self == .ok || self == .refused || self == .tlsFailure }
+
+    /// Whether the network stopped the probe (no answer, or an unreachable from the path). `dns-failure`,
+    /// `unsupported` and `error` are neither reached nor blocked: they say nothing about the path.
+    public var blocked: Bool { self == .timeout || self == .unreachable }
 }
 
 /// Per-phase timings, in milliseconds; each is cumulative from the start, as libcurl reports them.
@@ -166,11 +170,12 @@ public struct ProbeResult: Codable, Sendable, Hashable {
         self.detail = detail
     }
 
-    /// Whether the observation agrees with the plan: the verdict holds and, for a reached target, every check passed.
+    /// Whether the observation agrees with the plan: `reach` needs `ok` with every check passed; `block` needs the
+    /// network to have stopped the probe (`timeout` or `unreachable`). A probe that could not run matches neither.
     public var matchesExpectation: Bool {
         switch expected {
         case .reach: return outcome == .ok && (checkFailures ?? []).isEmpty
-        case .block: return !outcome.reached
+        case .block: return outcome.blocked
         }
     }
 }

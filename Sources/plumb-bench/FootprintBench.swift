@@ -45,7 +45,9 @@ enum FootprintBench {
 
         // plumb-agent: standalone, one tcp probe per target.
         let plan = Plan(
-            probes: listeners.ports.map { ProbeSpec(id: "t\($0)", kind: .tcp, target: "127.0.0.1", port: $0, intervalMs: Int(interval * 1000), timeoutMs: 1_000) },
+            probes: listeners.ports.map {
+                ProbeSpec(id: "t\($0)", kind: .tcp, target: "127.0.0.1", port: $0, intervalMs: Int(interval * 1000), timeoutMs: 1_000)
+            },
             settings: PlanSettings(reportIntervalMs: 5_000, maxProbesPerSecond: 1_000))
         try JSONEncoder().encode(plan).write(to: URL(fileURLWithPath: directory + "/plan.json"))
         let agent = Process()
@@ -62,7 +64,8 @@ enum FootprintBench {
 
         // blackbox_exporter with a tcp_connect module.
         let blackboxPort = 19_115 + Int.random(in: 0..<500)
-        try "modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 1s\n".write(toFile: directory + "/blackbox.yml", atomically: true, encoding: .utf8)
+        try "modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 1s\n".write(
+            toFile: directory + "/blackbox.yml", atomically: true, encoding: .utf8)
         let blackbox = Process()
         blackbox.executableURL = URL(fileURLWithPath: blackboxPath)
         blackbox.arguments = ["--config.file=\(directory)/blackbox.yml", "--web.listen-address=127.0.0.1:\(blackboxPort)", "--log.level=error"]
@@ -120,17 +123,20 @@ enum FootprintBench {
         let blackboxCPU = blackboxEnd.cpuSeconds - blackboxStart.cpuSeconds
         let agentPerThousand = agentCPU / Double(max(1, agentCount)) * 1000
         let blackboxPerThousand = blackboxCPU / Double(max(1, blackboxCount)) * 1000
-        func row(_ name: String, _ probes: Int, _ cpu: Double, _ perThousand: Double, _ rss: Int, _ peak: Int) -> String {
+        func row(_ name: String, _ probes: Int, _ cpu: Double, _ perThousand: Double, _ end: ProcessFigures, _ peak: Int) -> String {
             "  \(name.padding(toLength: 18, withPad: " ", startingAt: 0)) probes \(probes)  CPU \(String(format: "%.2f", cpu)) s  "
-                + "CPU per 1,000 probes \(String(format: "%.3f", perThousand)) s  RSS \(rss / 1024) MiB (peak \(peak / 1024) MiB)"
+                + "CPU per 1,000 probes \(String(format: "%.3f", perThousand)) s  RSS \(String(format: "%.1f", Double(end.rssKiB) / 1024)) MiB "
+                + "(peak \(String(format: "%.1f", Double(peak) / 1024)); anonymous \(String(format: "%.1f", Double(end.anonymousKiB) / 1024)), "
+                + "file \(String(format: "%.1f", Double(end.fileKiB) / 1024)))"
         }
-        print(row("plumb-agent", agentCount, agentCPU, agentPerThousand, agentEnd.rssKiB, agentPeak))
-        print(row("blackbox_exporter", blackboxCount, blackboxCPU, blackboxPerThousand, blackboxEnd.rssKiB, blackboxPeak))
+        print(row("plumb-agent", agentCount, agentCPU, agentPerThousand, agentEnd, agentPeak))
+        print(row("blackbox_exporter", blackboxCount, blackboxCPU, blackboxPerThousand, blackboxEnd, blackboxPeak))
         print("  blackbox failures: \(counters.failures.load(ordering: .relaxed))")
         print(
             "  ratios plumb/blackbox: CPU per probe \(String(format: "%.2f", agentPerThousand / max(1e-9, blackboxPerThousand)))  "
                 + "RSS \(String(format: "%.2f", Double(agentEnd.rssKiB) / Double(max(1, blackboxEnd.rssKiB))))  "
-                + "peak RSS \(String(format: "%.2f", Double(agentPeak) / Double(max(1, blackboxPeak))))")
+                + "peak RSS \(String(format: "%.2f", Double(agentPeak) / Double(max(1, blackboxPeak))))  "
+                + "anonymous \(String(format: "%.2f", Double(agentEnd.anonymousKiB) / Double(max(1, blackboxEnd.anonymousKiB))))")
     }
 
     static func countResults(_ path: String) -> Int {
@@ -151,10 +157,16 @@ final class DriverCounters: Sendable {
 struct ProcessFigures {
     var cpuSeconds: Double
     var rssKiB: Int
+    /// Private memory (heap, stacks): RssAnon.
+    var anonymousKiB: Int
+    /// Pages of the binary and libraries: RssFile (clean, shared, reclaimable).
+    var fileKiB: Int
 
     init(pid: Int32) {
         cpuSeconds = 0
         rssKiB = 0
+        anonymousKiB = 0
+        fileKiB = 0
         if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") {
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             // After the command: state is field 3; utime and stime are fields 14 and 15 (1-based in proc(5)).
@@ -163,8 +175,11 @@ struct ProcessFigures {
             }
         }
         if let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) {
-            for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-                rssKiB = Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
+            for line in status.split(separator: "\n") {
+                let value = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) } ?? 0
+                if line.hasPrefix("VmRSS:") { rssKiB = value }
+                if line.hasPrefix("RssAnon:") { anonymousKiB = value }
+                if line.hasPrefix("RssFile:") { fileKiB = value }
             }
         }
     }

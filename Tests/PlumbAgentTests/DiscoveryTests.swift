@@ -83,6 +83,18 @@ struct DiscoveryTests {
         #expect(imds.rejections[401] == nil)
     }
 
+    @Test("after IMDS answered once, a passing failure keeps that identity instead of flapping to the local one")
+    func noFlapping() async throws {
+        let imds = try FakeIMDS(instance: Self.instance)
+        defer { imds.stop() }
+        let discoverer = Discoverer(imds: IMDSClient(endpoint: imds.endpoint), overrides: .init(), logger: quietLogger)
+        let first = await discoverer.discover()
+        imds.setDisabled(true)
+        let during = await discoverer.discover(previous: first)
+        #expect(during == first)
+        #expect(first.changes(to: during).isEmpty)
+    }
+
     @Test("IMDS turned off (403) or absent: local interfaces plus the configured identity")
     func fallback() async throws {
         let imds = try FakeIMDS(instance: Self.instance)

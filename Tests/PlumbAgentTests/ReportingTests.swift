@@ -50,6 +50,32 @@ struct ReportingTests {
         #expect(latest.dropped == DropCounters(batches: 2, results: 300))
     }
 
+    @Test("after the collector says it has later batches (a lost spool), numbering continues past them")
+    func advancePastCollector() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let spool = try Spool(directory: directory.path, maxBytes: 1 << 20)
+        spool.advance(past: 41)
+        #expect(try spool.append(count: 1, encode: encode(["a"])).sequence == 42)
+        spool.advance(past: 10)  // never backwards
+        #expect(spool.nextSequence == 43)
+        #expect(try Spool(directory: directory.path, maxBytes: 1 << 20).nextSequence == 43)
+    }
+
+    @Test(
+        "a result matches its expectation only when the network said so",
+        arguments: [
+            (ExpectedVerdict.reach, ProbeOutcome.ok, true), (.reach, .refused, false), (.reach, .timeout, false),
+            (.block, .timeout, true), (.block, .unreachable, true), (.block, .refused, false), (.block, .ok, false),
+            (.block, .unsupported, false), (.block, .error, false), (.block, .dnsFailure, false), (.block, .tlsFailure, false),
+        ])
+    func expectation(verdict: ExpectedVerdict, outcome: ProbeOutcome, matches: Bool) {
+        var probe = result("x")
+        probe.expected = verdict
+        probe.outcome = outcome
+        #expect(probe.matchesExpectation == matches)
+    }
+
     @Test("an unwritable spool directory is a clear error")
     func spoolUnwritable() throws {
         #expect(throws: SpoolError.self) { try Spool(directory: "/proc/plumb-cannot-exist", maxBytes: 1 << 20) }
