@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "plumb", targets: ["plumb"]),
         .executable(name: "plumb-bench", targets: ["plumb-bench"]),
         .executable(name: "plumb-agent", targets: ["plumb-agent"]),
+        .executable(name: "plumb-collector", targets: ["plumb-collector"]),
         .library(name: "PlumbCore", targets: ["PlumbCore"]),
         .library(name: "PlumbModelIO", targets: ["PlumbModelIO"]),
     ],
@@ -22,6 +23,10 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // Pure: no dependencies, no Foundation, no I/O. Time is an argument.
@@ -55,6 +60,40 @@ let package = Package(
                 "PlumbCore", "PlumbWire", "PlumbProbes", "PlumbModelIO",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The collector's storage: a `Store` protocol and its SQLite implementation (the embedded default).
+        .target(
+            name: "PlumbStore",
+            dependencies: [
+                "PlumbCore", "PlumbWire",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The collector: HTTP API, ingest, evaluation loop, notifier, metrics.
+        .target(
+            name: "PlumbCollector",
+            dependencies: [
+                "PlumbCore", "PlumbWire", "PlumbStore", "PlumbModelIO", "PlumbProbes",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "plumb-collector",
+            dependencies: [
+                "PlumbCollector", "PlumbStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -99,6 +138,15 @@ let package = Package(
         .testTarget(
             name: "PlumbProbesTests",
             dependencies: ["PlumbProbes", "PlumbWire", "PlumbFakes", "CPlumbSys"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PlumbCollectorTests",
+            dependencies: [
+                "PlumbCollector", "PlumbStore", "PlumbCore", "PlumbWire", "PlumbFakes", "PlumbProbes",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,310 @@
+/// An agent as the planner sees it: which model instance it runs on, and its responder port.
+public struct AgentPlacement: Sendable, Hashable {
+    /// The agent's id.
+    public var agentId: String
+    /// The index of its instance in `Network.instances`.
+    public var instance: Int
+    /// The responder's port (UDP and TCP).
+    public var responderPort: Int
+
+    /// Creates a placement.
+    public init(agentId: String, instance: Int, responderPort: Int) {
+        self.agentId = agentId
+        self.instance = instance
+        self.responderPort = responderPort
+    }
+}
+
+/// One probe the planner assigns to an agent, with what the collector needs to judge its results.
+public struct PlannedProbe: Sendable, Codable, Hashable {
+    /// Why the probe exists.
+    public enum Purpose: String, Sendable, Codable, Hashable, CaseIterable {
+        /// Another agent in the same subnet.
+        case peer
+        /// A representative agent in another subnet (every subnet pair is covered).
+        case crossSubnet = "cross-subnet"
+        /// The egress-echo endpoint through a NAT, checking the NAT's Elastic IP.
+        case natEgress = "nat-egress"
+        /// A service endpoint the model says the agent's instance uses (S3, SQS, …).
+        case endpoint
+        /// A load-balancer listener.
+        case loadBalancer = "load-balancer"
+        /// A static-IP ENI, checking who answers on it.
+        case staticENI = "static-eni"
+        /// A flow the model says must be blocked.
+        case expectedDeny = "expected-deny"
+    }
+
+    /// Stable within the agent's plan: the same probe keeps its id across plan versions.
+    public var id: String
+    /// Why.
+    public var purpose: Purpose
+    /// `udp-echo`, `tcp`, `http` or `https` (the wire kind).
+    public var kind: String
+    /// An address or a URL.
+    public var target: String
+    /// The port (udp-echo, tcp).
+    public var port: Int?
+    /// Whether the model says the flow works.
+    public var expectReach: Bool
+    /// The instance and ENI that must answer (udp-echo, tcp with identity).
+    public var expectedInstance: String?
+    public var expectedInterface: String?
+    /// The Elastic IP the egress echo must report.
+    public var expectedEgressIP: String?
+    /// The agent that runs it, its instance and subnet.
+    public var sourceAgent: String
+    public var sourceInstance: String
+    public var sourceSubnet: String
+    /// What it probes: an instance, endpoint, load balancer or ENI id.
+    public var targetName: String
+    /// The target's instance, when it is one.
+    public var targetInstance: String?
+    /// The NAT on the path, if any.
+    public var nat: String?
+    /// The ENI probed (static-eni).
+    public var interface: String?
+    /// The components on the intended path, as `type:id` (network ACLs with direction, protocol and port), plus the
+    /// source subnet and the target instance. Correlation blames these.
+    public var components: [String]
+    /// For expected-deny probes: the component the model says blocks the flow, and the intent that asks for it.
+    public var blockingComponent: String?
+    public var intent: String?
+    /// The protocol and port the engine evaluated.
+    public var evaluatedProtocol: String
+    public var evaluatedPort: Int
+}
+
+/// How much the planner may ask of each agent.
+public struct PlannerSettings: Sendable, Hashable {
+    /// Peers probed in the agent's own subnet.
+    public var peersPerSubnet = 3
+    /// Agents of a subnet that probe each other subnet.
+    public var representativesPerSubnetPair = 2
+    /// Agents of a subnet that probe through each NAT it routes through.
+    public var egressAgentsPerSubnet = 2
+    /// Agents of a subnet that probe each endpoint, load balancer and static ENI.
+    public var serviceAgentsPerSubnet = 2
+    /// Expected-deny flows per agent.
+    public var denyFlowsPerAgent = 3
+    /// Probes per agent at most (the budget).
+    public var maxProbesPerAgent = 64
+
+    /// The defaults, with the model's `probing.peersPerSubnet` when given.
+    public init(peersPerSubnet: Int? = nil) {
+        if let peersPerSubnet { self.peersPerSubnet = peersPerSubnet }
+    }
+}
+
+/// Topology-aware probe plans, Pingmesh style: no N² mesh. Each agent gets a bounded sample of same-subnet peers,
+/// representatives for every other subnet, egress probes through the NATs its subnet routes through, the endpoints,
+/// load balancers and static ENIs the model says it reaches, and a sample of flows the model says must be blocked.
+/// Every choice uses rendezvous hashing, so plans change little when agents come and go.
+public struct PlanGenerator: Sendable {
+    /// The compiled model.
+    public var network: Network
+    /// Limits.
+    public var settings: PlannerSettings
+
+    /// A planner over `network`.
+    public init(network: Network, settings: PlannerSettings = PlannerSettings()) {
+        self.network = network
+        self.settings = settings
+    }
+
+    /// Plans for every placed agent, by agent id.
+    public func plans(for agents: [AgentPlacement]) -> [String: [PlannedProbe]] {
+        var bySubnet: [Int: [AgentPlacement]] = [:]
+        for agent in agents {
+            guard let subnet = primarySubnet(agent.instance) else { continue }
+            bySubnet[subnet, default: []].append(agent)
+        }
+        var plans: [String: [PlannedProbe]] = [:]
+        for agent in agents {
+            plans[agent.agentId] = plan(for: agent, bySubnet: bySubnet)
+        }
+        return plans
+    }
+
+    // MARK: - One agent
+
+    private func plan(for agent: AgentPlacement, bySubnet: [Int: [AgentPlacement]]) -> [PlannedProbe] {
+        guard let sourceInterface = primaryInterface(agent.instance) else { return [] }
+        let subnet = network.interfaces[sourceInterface].subnet
+        let source = Party.interface(sourceInterface, address: network.interfaces[sourceInterface].privateIp)
+        let mates = bySubnet[subnet] ?? []
+        var probes: [PlannedProbe] = []
+
+        // Same-subnet peers.
+        let peers = Self.top(settings.peersPerSubnet, of: mates.filter { $0.agentId != agent.agentId }, key: "peer:\(agent.agentId)") { $0.agentId }
+        for peer in peers { if let probe = echoProbe(from: agent, source: source, to: peer, purpose: .peer) { probes.append(probe) } }
+
+        // Representatives towards every other subnet.
+        for (other, targets) in bySubnet.sorted(by: { $0.key < $1.key }) where other != subnet {
+            let key = "pair:\(network.subnets[subnet].id)->\(network.subnets[other].id)"
+            guard Self.top(settings.representativesPerSubnetPair, of: mates, key: key, id: { $0.agentId }).contains(agent) else { continue }
+            guard let target = Self.top(1, of: targets, key: key + ":" + agent.agentId, id: { $0.agentId }).first else { continue }
+            if let probe = echoProbe(from: agent, source: source, to: target, purpose: .crossSubnet) { probes.append(probe) }
+        }
+
+        // Services: egress echo through the NAT, endpoints, load balancers, static ENIs.
+        for (index, endpoint) in network.topology.endpoints.enumerated() {
+            guard let address = network.endpointAddress(index) else { continue }
+            let isEcho = endpoint.kind == .egressEcho
+            let key = "\(isEcho ? "egress" : "endpoint"):\(network.subnets[subnet].id):\(endpoint.id)"
+            let chosen = Self.top(isEcho ? settings.egressAgentsPerSubnet : settings.serviceAgentsPerSubnet, of: mates, key: key) { $0.agentId }
+            guard chosen.contains(agent) else { continue }
+            let destination = network.party(for: address)
+            let port = endpoint.port ?? (endpoint.url?.hasPrefix("http://") == true ? 80 : 443)
+            guard let (verdict, blocker) = try? network.verdict(from: source, to: destination, port: port, protocol: .tcp, details: false) else { continue }
+            // Endpoints are probed where the model says they are used; the egress echo wherever a NAT carries traffic.
+            guard verdict == .allowed else { continue }
+            _ = blocker
+            let components = pathComponents(from: source, to: destination, port: port, proto: .tcp)
+            let nat = components.first { $0.hasPrefix("nat-gateway:") || $0.hasPrefix("nat-instance:") }.map { String($0.split(separator: ":", maxSplits: 1)[1]) }
+            let natInfo = nat.flatMap { id in network.nats.first { $0.id == id } }
+            let url = endpoint.url ?? "http://\(address):\(port)/"
+            let kind = url.hasPrefix("https://") ? "https" : "http"
+            probes.append(
+                PlannedProbe(
+                    id: "\(isEcho ? "egress" : "endpoint"):\(endpoint.id)", purpose: isEcho ? .natEgress : .endpoint, kind: kind, target: url, port: nil,
+                    expectReach: true, expectedEgressIP: isEcho ? natInfo?.egressAddress?.description : nil, sourceAgent: agent.agentId,
+                    sourceInstance: network.instances[agent.instance].id, sourceSubnet: network.subnets[subnet].id, targetName: endpoint.id, nat: nat,
+                    components: components + ["subnet:\(network.subnets[subnet].id)", "endpoint:\(endpoint.id)"], evaluatedProtocol: "tcp",
+                    evaluatedPort: port))
+        }
+        for balancer in network.loadBalancers.indices {
+            let info = network.loadBalancers[balancer]
+            guard let listener = info.listeners.first, info.protocolIsTCP(listener.protocolNumber) else { continue }
+            let key = "lb:\(network.subnets[subnet].id):\(info.id)"
+            guard Self.top(settings.serviceAgentsPerSubnet, of: mates, key: key, id: { $0.agentId }).contains(agent) else { continue }
+            guard let node = info.nodes.first else { continue }
+            guard let (verdict, _) = try? network.verdict(from: source, to: .loadBalancer(balancer), port: listener.port, protocol: .tcp, details: false),
+                verdict == .allowed
+            else { continue }
+            let address = network.interfaces[node].privateIp
+            probes.append(
+                PlannedProbe(
+                    id: "lb:\(info.id):\(listener.port)", purpose: .loadBalancer, kind: "tcp", target: address.description, port: listener.port,
+                    expectReach: true, sourceAgent: agent.agentId, sourceInstance: network.instances[agent.instance].id,
+                    sourceSubnet: network.subnets[subnet].id, targetName: info.id,
+                    components: pathComponents(from: source, to: .loadBalancer(balancer), port: listener.port, proto: .tcp) + [
+                        "subnet:\(network.subnets[subnet].id)", "load-balancer:\(info.id)",
+                    ], evaluatedProtocol: "tcp", evaluatedPort: listener.port))
+        }
+        for (index, interface) in network.interfaces.enumerated() {
+            guard interface.deviceIndex > 0, case .instance(let owner) = interface.owner, owner != agent.instance else { continue }
+            let key = "eni:\(network.subnets[subnet].id):\(interface.id)"
+            guard Self.top(1, of: mates, key: key, id: { $0.agentId }).contains(agent) else { continue }
+            let destination = Party.interface(index, address: interface.privateIp)
+            guard let (verdict, _) = try? network.verdict(from: source, to: destination, port: agent.responderPort, protocol: .udp, details: false),
+                verdict == .allowed
+            else { continue }
+            probes.append(
+                PlannedProbe(
+                    id: "eni:\(interface.id)", purpose: .staticENI, kind: "udp-echo", target: interface.privateIp.description, port: agent.responderPort,
+                    expectReach: true, expectedInstance: network.instances[owner].id, expectedInterface: interface.id, sourceAgent: agent.agentId,
+                    sourceInstance: network.instances[agent.instance].id, sourceSubnet: network.subnets[subnet].id, targetName: interface.id,
+                    targetInstance: network.instances[owner].id, interface: interface.id,
+                    components: pathComponents(from: source, to: destination, port: agent.responderPort, proto: .udp) + [
+                        "subnet:\(network.subnets[subnet].id)", "eni:\(interface.id)",
+                    ], evaluatedProtocol: "udp", evaluatedPort: agent.responderPort))
+        }
+
+        // Expected-deny: flows the intents say must be blocked, from this agent's instance.
+        var denies: [PlannedProbe] = []
+        for intent in network.topology.intents where intent.expect == .deny {
+            let proto = intent.protocol ?? .tcp
+            guard proto == .tcp else { continue }
+            for (from, to) in network.flows(of: intent) {
+                guard case .interface(let index, _) = from, index == sourceInterface else { continue }
+                guard case .interface(let targetIndex, let targetAddress) = to, case .instance(let owner) = network.interfaces[targetIndex].owner else {
+                    continue
+                }
+                guard let (verdict, blocker) = try? network.verdict(from: from, to: to, port: intent.port, protocol: proto, details: false),
+                    verdict == .blocked
+                else { continue }
+                denies.append(
+                    PlannedProbe(
+                        id: "deny:\(network.instances[owner].id):\(intent.port)", purpose: .expectedDeny, kind: "tcp", target: targetAddress.description,
+                        port: intent.port, expectReach: false, sourceAgent: agent.agentId, sourceInstance: network.instances[agent.instance].id,
+                        sourceSubnet: network.subnets[subnet].id, targetName: network.instances[owner].id, targetInstance: network.instances[owner].id,
+                        components: [], blockingComponent: blocker.map { "\($0.componentType):\($0.component)" }, intent: intent.name,
+                        evaluatedProtocol: "tcp", evaluatedPort: intent.port))
+            }
+        }
+        var seenDeny: Set<String> = []
+        denies = denies.filter { seenDeny.insert($0.id).inserted }
+        probes += Self.top(settings.denyFlowsPerAgent, of: denies, key: "deny:\(agent.agentId)") { $0.id }
+
+        var seen: Set<String> = []
+        probes = probes.filter { seen.insert($0.id).inserted }
+        return Array(probes.prefix(settings.maxProbesPerAgent))
+    }
+
+    private func echoProbe(from agent: AgentPlacement, source: Party, to peer: AgentPlacement, purpose: PlannedProbe.Purpose) -> PlannedProbe? {
+        guard let interface = primaryInterface(peer.instance) else { return nil }
+        let address = network.interfaces[interface].privateIp
+        let destination = Party.interface(interface, address: address)
+        guard let (verdict, _) = try? network.verdict(from: source, to: destination, port: peer.responderPort, protocol: .udp, details: false) else {
+            return nil
+        }
+        let subnet = network.interfaces[interface].subnet
+        return PlannedProbe(
+            id: "\(purpose.rawValue):\(network.instances[peer.instance].id)", purpose: purpose, kind: "udp-echo", target: address.description,
+            port: peer.responderPort, expectReach: verdict == .allowed, expectedInstance: network.instances[peer.instance].id,
+            expectedInterface: network.interfaces[interface].id, sourceAgent: agent.agentId, sourceInstance: network.instances[agent.instance].id,
+            sourceSubnet: network.subnets[network.interfaces[primaryInterface(agent.instance) ?? interface].subnet].id,
+            targetName: network.instances[peer.instance].id, targetInstance: network.instances[peer.instance].id,
+            components: pathComponents(from: source, to: destination, port: peer.responderPort, proto: .udp) + [
+                "subnet:\(network.subnets[network.interfaces[primaryInterface(agent.instance) ?? interface].subnet].id)",
+                "subnet:\(network.subnets[subnet].id)", "instance:\(network.instances[peer.instance].id)",
+            ], evaluatedProtocol: "udp", evaluatedPort: peer.responderPort)
+    }
+
+    /// The components the intended path crosses, as `type:id`; a network ACL carries its direction, protocol and port
+    /// (`network-acl:acl-app/egress/tcp/443`) because its rules are per port, unlike a NAT or a route table.
+    public func pathComponents(from source: Party, to destination: Party, port: Int, proto: IPProtocol) -> [String] {
+        guard let explanation = try? network.explain(from: source, to: destination, port: port, protocol: proto) else { return [] }
+        var components: [String] = []
+        for hop in explanation.hops where hop.direction == .forward {
+            let name: String
+            switch hop.componentType {
+            case "network-acl": name = "network-acl:\(hop.component)/\(hop.check.contains("ingress") ? "ingress" : "egress")/\(proto)/\(port)"
+            case "vpc", "subnet": continue
+            default: name = "\(hop.componentType):\(hop.component)"
+            }
+            if !components.contains(name) { components.append(name) }
+        }
+        return components
+    }
+
+    private func primaryInterface(_ instance: Int) -> Int? {
+        network.instances[instance].interfaces.min { network.interfaces[$0].deviceIndex < network.interfaces[$1].deviceIndex }
+    }
+
+    private func primarySubnet(_ instance: Int) -> Int? { primaryInterface(instance).map { network.interfaces[$0].subnet } }
+
+    /// The `count` items with the highest rendezvous score for `key`: stable when items come and go.
+    static func top<Item>(_ count: Int, of items: [Item], key: String, id: (Item) -> String) -> [Item] {
+        guard count > 0 else { return [] }
+        return items.map { (score: rendezvousScore(key, id($0)), item: $0) }.sorted { $0.score > $1.score }.prefix(count).map(\.item)
+    }
+
+    /// FNV-1a over `key|id`, finished with a SplitMix step for spread.
+    static func rendezvousScore(_ key: String, _ id: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        hash = (hash ^ 0x7c) &* 0x100_0000_01b3
+        for byte in id.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        hash ^= hash >> 30
+        hash = hash &* 0xbf58_476d_1ce4_e5b9
+        hash ^= hash >> 27
+        hash = hash &* 0x94d0_49bb_1331_11eb
+        return hash ^ (hash >> 31)
+    }
+}
+
+extension Network.LoadBalancerInfo {
+    func protocolIsTCP(_ number: Int) -> Bool { number == 6 }
+}

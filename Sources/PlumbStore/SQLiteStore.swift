@@ -1,0 +1,443 @@
+import Foundation
+import Logging
+import PlumbCore
+import PlumbWire
+import SQLiteNIO
+
+/// The embedded store: one SQLite file in WAL mode. One connection; the actor serialises statements and
+/// transactions. `synchronous=NORMAL` in WAL mode: a committed transaction survives a crash of the collector
+/// (SIGKILL); a power loss may lose the last transactions (PostgreSQL is the choice when that matters).
+public actor SQLiteStore: Store {
+    /// The file.
+    public let path: String
+    private let connection: SQLiteConnection
+    private let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+    private let decoder = JSONDecoder()
+
+    /// Opens (creating if needed) the database at `path`.
+    public static func open(path: String, logger: Logger) async throws -> SQLiteStore {
+        do {
+            let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            _ = try await connection.query("PRAGMA journal_mode=WAL")
+            _ = try await connection.query("PRAGMA synchronous=NORMAL")
+            _ = try await connection.query("PRAGMA foreign_keys=ON")
+            _ = try await connection.query("PRAGMA busy_timeout=5000")
+            let store = SQLiteStore(path: path, connection: connection)
+            try await store.migrate()
+            return store
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.open(path, "\(error)")
+        }
+    }
+
+    private init(path: String, connection: SQLiteConnection) {
+        self.path = path
+        self.connection = connection
+    }
+
+    /// Closes the connection.
+    public func close() async throws { try await connection.close() }
+
+    static let migrations: [String] = [
+        """
+        CREATE TABLE agents (
+            agent_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL, registration TEXT NOT NULL,
+            registered_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, last_sequence INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE topology_versions (
+            version INTEGER PRIMARY KEY AUTOINCREMENT, document TEXT NOT NULL, format TEXT NOT NULL, author TEXT NOT NULL,
+            comment TEXT, created_at INTEGER NOT NULL);
+        CREATE TABLE plans (agent_id TEXT PRIMARY KEY, etag TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL);
+        CREATE TABLE reports (
+            agent_id TEXT NOT NULL, sequence INTEGER NOT NULL, received_at INTEGER NOT NULL, result_count INTEGER NOT NULL,
+            dropped_batches INTEGER NOT NULL, dropped_results INTEGER NOT NULL, PRIMARY KEY (agent_id, sequence));
+        CREATE TABLE results (
+            id INTEGER PRIMARY KEY, agent_id TEXT NOT NULL, sequence INTEGER NOT NULL, probe_id TEXT NOT NULL,
+            started_at INTEGER NOT NULL, outcome TEXT NOT NULL, rtt_ms REAL, body TEXT NOT NULL);
+        CREATE INDEX results_by_time ON results (started_at);
+        CREATE INDEX results_by_agent ON results (agent_id, started_at);
+        CREATE TABLE rollups (
+            agent_id TEXT NOT NULL, probe_id TEXT NOT NULL, minute INTEGER NOT NULL, sent INTEGER NOT NULL, received INTEGER NOT NULL,
+            rtt_p50 REAL, rtt_p95 REAL, rtt_max REAL, PRIMARY KEY (agent_id, probe_id, minute));
+        CREATE TABLE pair_states (pair TEXT PRIMARY KEY, state TEXT NOT NULL);
+        CREATE TABLE alerts (
+            id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status TEXT NOT NULL, kind TEXT NOT NULL, severity TEXT NOT NULL,
+            component TEXT NOT NULL, starts_at INTEGER NOT NULL, body TEXT NOT NULL);
+        CREATE INDEX alerts_by_status ON alerts (status, starts_at);
+        CREATE TABLE alert_events (id INTEGER PRIMARY KEY, alert_id TEXT NOT NULL, event TEXT NOT NULL, at INTEGER NOT NULL);
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY, receiver TEXT NOT NULL, alert_id TEXT NOT NULL, event TEXT NOT NULL, idempotency_key TEXT NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL, next_attempt_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, delivered_at INTEGER,
+            gave_up_at INTEGER, last_error TEXT);
+        CREATE INDEX outbox_due ON outbox (delivered_at, gave_up_at, next_attempt_at);
+        CREATE TABLE delivery_attempts (
+            id INTEGER PRIMARY KEY, outbox_id INTEGER NOT NULL, at INTEGER NOT NULL, status INTEGER NOT NULL, error TEXT);
+        """
+    ]
+
+    public func migrate() async throws {
+        _ = try await run("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        let current = try await run("SELECT MAX(version) AS v FROM schema_version").first?.column("v")?.integer ?? 0
+        for (index, migration) in Self.migrations.enumerated() where index + 1 > current {
+            try await transaction {
+                for statement in migration.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }) where !statement.isEmpty {
+                    _ = try await self.run(statement)
+                }
+                _ = try await self.run("INSERT INTO schema_version (version) VALUES (?)", [.integer(index + 1)])
+            }
+        }
+    }
+
+    // MARK: - Helpers
+
+    @discardableResult
+    private func run(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+        do {
+            return try await connection.query(sql, binds)
+        } catch {
+            throw StoreError.query(String(sql.prefix(60)), "\(error)")
+        }
+    }
+
+    private func transaction<T>(_ body: () async throws -> T) async throws -> T {
+        try await run("BEGIN IMMEDIATE")
+        do {
+            let value = try await body()
+            try await run("COMMIT")
+            return value
+        } catch {
+            _ = try? await connection.query("ROLLBACK", [])
+            throw error
+        }
+    }
+
+    private func json(_ value: some Encodable) throws -> String { String(decoding: try encoder.encode(value), as: UTF8.self) }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ text: String?) -> T? {
+        guard let text else { return nil }
+        return try? decoder.decode(type, from: Data(text.utf8))
+    }
+
+    // MARK: - Agents
+
+    public func saveAgent(_ agent: AgentRecord) async throws {
+        try await run(
+            """
+            INSERT INTO agents (agent_id, token_hash, registration, registered_at, last_seen_at, last_sequence) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (agent_id) DO UPDATE SET token_hash = excluded.token_hash, registration = excluded.registration,
+            last_seen_at = excluded.last_seen_at
+            """,
+            [
+                .text(agent.agentId), .text(agent.tokenHash), .text(try json(agent.registration)), .integer(Int(agent.registeredAtMs)),
+                .integer(Int(agent.lastSeenAtMs)), .integer(Int(agent.lastSequence)),
+            ])
+    }
+
+    public func agent(id: String) async throws -> AgentRecord? {
+        try await run("SELECT * FROM agents WHERE agent_id = ?", [.text(id)]).compactMap(agentRecord).first
+    }
+
+    public func agents() async throws -> [AgentRecord] {
+        try await run("SELECT * FROM agents ORDER BY agent_id").compactMap(agentRecord)
+    }
+
+    private func agentRecord(_ row: SQLiteRow) -> AgentRecord? {
+        guard let id = row.column("agent_id")?.string, let registration = decode(Registration.self, row.column("registration")?.string) else {
+            return nil
+        }
+        return AgentRecord(
+            agentId: id, tokenHash: row.column("token_hash")?.string ?? "", registration: registration,
+            registeredAtMs: Int64(row.column("registered_at")?.integer ?? 0), lastSeenAtMs: Int64(row.column("last_seen_at")?.integer ?? 0),
+            lastSequence: Int64(row.column("last_sequence")?.integer ?? 0))
+    }
+
+    // MARK: - Topology and plans
+
+    public func saveTopology(document: String, format: String, author: String, comment: String?, at: Int64) async throws -> Int {
+        try await transaction {
+            try await run(
+                "INSERT INTO topology_versions (document, format, author, comment, created_at) VALUES (?, ?, ?, ?, ?)",
+                [.text(document), .text(format), .text(author), comment.map { .text($0) } ?? .null, .integer(Int(at))])
+            return Int(try await run("SELECT last_insert_rowid() AS id").first?.column("id")?.integer ?? 0)
+        }
+    }
+
+    public func latestTopology() async throws -> TopologyVersion? {
+        try await run("SELECT * FROM topology_versions ORDER BY version DESC LIMIT 1").map { topologyVersion($0, withDocument: true) }.first
+    }
+
+    public func topology(version: Int) async throws -> TopologyVersion? {
+        try await run("SELECT * FROM topology_versions WHERE version = ?", [.integer(version)]).map { topologyVersion($0, withDocument: true) }.first
+    }
+
+    public func topologyVersions() async throws -> [TopologyVersion] {
+        try await run("SELECT version, format, author, comment, created_at FROM topology_versions ORDER BY version DESC").map {
+            topologyVersion($0, withDocument: false)
+        }
+    }
+
+    private func topologyVersion(_ row: SQLiteRow, withDocument: Bool) -> TopologyVersion {
+        TopologyVersion(
+            version: row.column("version")?.integer ?? 0, document: withDocument ? row.column("document")?.string ?? "" : "",
+            format: row.column("format")?.string ?? "yaml", author: row.column("author")?.string ?? "", comment: row.column("comment")?.string,
+            createdAtMs: Int64(row.column("created_at")?.integer ?? 0))
+    }
+
+    public func savePlan(agentId: String, etag: String, body: String, at: Int64) async throws {
+        try await run(
+            "INSERT INTO plans (agent_id, etag, body, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET etag = excluded.etag, body = excluded.body, created_at = excluded.created_at",
+            [.text(agentId), .text(etag), .text(body), .integer(Int(at))])
+    }
+
+    public func plan(agentId: String) async throws -> (etag: String, body: String)? {
+        guard let row = try await run("SELECT etag, body FROM plans WHERE agent_id = ?", [.text(agentId)]).first,
+            let etag = row.column("etag")?.string, let body = row.column("body")?.string
+        else { return nil }
+        return (etag, body)
+    }
+
+    // MARK: - Reports and results
+
+    public func ingest(_ report: Report, receivedAt: Int64) async throws -> IngestOutcome {
+        try await transaction {
+            let existing = try await run(
+                "SELECT 1 AS found FROM reports WHERE agent_id = ? AND sequence = ?", [.text(report.agentId), .integer(Int(report.sequence))])
+            if !existing.isEmpty { return .duplicate }
+            try await run(
+                "INSERT INTO reports (agent_id, sequence, received_at, result_count, dropped_batches, dropped_results) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    .text(report.agentId), .integer(Int(report.sequence)), .integer(Int(receivedAt)), .integer(report.results.count),
+                    .integer(report.dropped.batches), .integer(report.dropped.results),
+                ])
+            // Many rows per statement: SQLite allows 32,766 bound values.
+            for chunk in stride(from: 0, to: report.results.count, by: 500) {
+                let slice = report.results[chunk..<min(chunk + 500, report.results.count)]
+                var binds: [SQLiteData] = []
+                binds.reserveCapacity(slice.count * 7)
+                for result in slice {
+                    let rtt = result.burst?.rttAvgMs ?? result.timings.connectMs ?? result.timings.totalMs
+                    binds += [
+                        .text(report.agentId), .integer(Int(report.sequence)), .text(result.probeId), .integer(Int(result.startedAtMs)),
+                        .text(result.outcome.rawValue), rtt.map { .float($0) } ?? .null, .text(try json(result)),
+                    ]
+                }
+                let placeholders = Array(repeating: "(?, ?, ?, ?, ?, ?, ?)", count: slice.count).joined(separator: ", ")
+                try await run("INSERT INTO results (agent_id, sequence, probe_id, started_at, outcome, rtt_ms, body) VALUES \(placeholders)", binds)
+            }
+            try await run(
+                "UPDATE agents SET last_seen_at = MAX(last_seen_at, ?), last_sequence = MAX(last_sequence, ?) WHERE agent_id = ?",
+                [.integer(Int(receivedAt)), .integer(Int(report.sequence)), .text(report.agentId)])
+            return .stored
+        }
+    }
+
+    public func results(agentId: String?, since: Int64, limit: Int) async throws -> [StoredResult] {
+        let rows: [SQLiteRow]
+        if let agentId {
+            rows = try await run(
+                "SELECT agent_id, sequence, body FROM results WHERE agent_id = ? AND started_at >= ? ORDER BY started_at, id LIMIT ?",
+                [.text(agentId), .integer(Int(since)), .integer(limit)])
+        } else {
+            rows = try await run(
+                "SELECT agent_id, sequence, body FROM results WHERE started_at >= ? ORDER BY started_at, id LIMIT ?", [.integer(Int(since)), .integer(limit)])
+        }
+        return rows.compactMap { row in
+            guard let agent = row.column("agent_id")?.string, let result = decode(ProbeResult.self, row.column("body")?.string) else { return nil }
+            return StoredResult(agentId: agent, sequence: Int64(row.column("sequence")?.integer ?? 0), result: result)
+        }
+    }
+
+    public func rollUp(before: Int64) async throws -> Int {
+        try await transaction {
+            let rows = try await run(
+                "SELECT agent_id, probe_id, started_at, outcome, rtt_ms, body FROM results WHERE started_at < ? ORDER BY agent_id, probe_id, started_at",
+                [.integer(Int(before))])
+            guard !rows.isEmpty else { return 0 }
+            struct Key: Hashable {
+                var agent: String
+                var probe: String
+                var minute: Int64
+            }
+            var groups: [Key: (sent: Int, received: Int, rtts: [Double])] = [:]
+            for row in rows {
+                let key = Key(
+                    agent: row.column("agent_id")?.string ?? "", probe: row.column("probe_id")?.string ?? "",
+                    minute: Int64(row.column("started_at")?.integer ?? 0) / 60_000 * 60_000)
+                var entry = groups[key] ?? (0, 0, [])
+                let result = decode(ProbeResult.self, row.column("body")?.string)
+                entry.sent += result?.burst?.sent ?? 1
+                entry.received += result?.burst?.received ?? (row.column("outcome")?.string == "ok" ? 1 : 0)
+                if let rtt = row.column("rtt_ms")?.double { entry.rtts.append(rtt) }
+                groups[key] = entry
+            }
+            for (key, entry) in groups {
+                let sorted = entry.rtts.sorted()
+                func percentile(_ p: Double) -> SQLiteData {
+                    sorted.isEmpty ? .null : .float(sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p + 0.5))])
+                }
+                try await run(
+                    """
+                    INSERT INTO rollups (agent_id, probe_id, minute, sent, received, rtt_p50, rtt_p95, rtt_max) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (agent_id, probe_id, minute) DO UPDATE SET sent = sent + excluded.sent, received = received + excluded.received,
+                    rtt_p50 = excluded.rtt_p50, rtt_p95 = excluded.rtt_p95, rtt_max = MAX(COALESCE(rtt_max, 0), COALESCE(excluded.rtt_max, 0))
+                    """,
+                    [
+                        .text(key.agent), .text(key.probe), .integer(Int(key.minute)), .integer(entry.sent), .integer(entry.received), percentile(0.5),
+                        percentile(0.95), sorted.last.map { .float($0) } ?? .null,
+                    ])
+            }
+            try await run("DELETE FROM results WHERE started_at < ?", [.integer(Int(before))])
+            return rows.count
+        }
+    }
+
+    public func rollups(agentId: String, probeId: String) async throws -> [Rollup] {
+        try await run("SELECT * FROM rollups WHERE agent_id = ? AND probe_id = ? ORDER BY minute", [.text(agentId), .text(probeId)]).map { row in
+            Rollup(
+                agentId: agentId, probeId: probeId, minuteMs: Int64(row.column("minute")?.integer ?? 0), sent: row.column("sent")?.integer ?? 0,
+                received: row.column("received")?.integer ?? 0, rttP50Ms: row.column("rtt_p50")?.double, rttP95Ms: row.column("rtt_p95")?.double,
+                rttMaxMs: row.column("rtt_max")?.double)
+        }
+    }
+
+    // MARK: - Pair states
+
+    public func savePairStates(_ states: [String: PairState]) async throws {
+        try await transaction {
+            try await run("DELETE FROM pair_states")
+            let entries = Array(states)
+            for chunk in stride(from: 0, to: entries.count, by: 400) {
+                let slice = entries[chunk..<min(chunk + 400, entries.count)]
+                var binds: [SQLiteData] = []
+                for (pair, state) in slice { binds += [.text(pair), .text(try json(state))] }
+                try await run(
+                    "INSERT INTO pair_states (pair, state) VALUES \(Array(repeating: "(?, ?)", count: slice.count).joined(separator: ", "))", binds)
+            }
+        }
+    }
+
+    public func pairStates() async throws -> [String: PairState] {
+        var states: [String: PairState] = [:]
+        for row in try await run("SELECT pair, state FROM pair_states") {
+            if let pair = row.column("pair")?.string, let state = decode(PairState.self, row.column("state")?.string) { states[pair] = state }
+        }
+        return states
+    }
+
+    // MARK: - Alerts
+
+    public func saveAlert(_ alert: Alert, event: String, at: Int64) async throws {
+        try await transaction {
+            try await run(
+                """
+                INSERT INTO alerts (id, fingerprint, status, kind, severity, component, starts_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET status = excluded.status, severity = excluded.severity, body = excluded.body
+                """,
+                [
+                    .text(alert.id), .text(alert.fingerprint), .text(alert.status.rawValue), .text(alert.kind.rawValue), .text(alert.severity.rawValue),
+                    .text(alert.component), .integer(Int(alert.startsAtMs)), .text(try json(alert)),
+                ])
+            try await run("INSERT INTO alert_events (alert_id, event, at) VALUES (?, ?, ?)", [.text(alert.id), .text(event), .integer(Int(at))])
+        }
+    }
+
+    public func alerts(_ filter: AlertFilter) async throws -> [Alert] {
+        var conditions: [String] = []
+        var binds: [SQLiteData] = []
+        if let status = filter.status {
+            conditions.append("status = ?")
+            binds.append(.text(status.rawValue))
+        }
+        if let kind = filter.kind {
+            conditions.append("kind = ?")
+            binds.append(.text(kind.rawValue))
+        }
+        if let severity = filter.severity {
+            conditions.append("severity = ?")
+            binds.append(.text(severity.rawValue))
+        }
+        if let component = filter.component {
+            conditions.append("component = ?")
+            binds.append(.text(component))
+        }
+        binds.append(.integer(filter.limit))
+        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        return try await run("SELECT body FROM alerts \(whereClause) ORDER BY starts_at DESC, id LIMIT ?", binds).compactMap {
+            decode(Alert.self, $0.column("body")?.string)
+        }
+    }
+
+    public func alert(id: String) async throws -> Alert? {
+        try await run("SELECT body FROM alerts WHERE id = ?", [.text(id)]).compactMap { decode(Alert.self, $0.column("body")?.string) }.first
+    }
+
+    public func alertEvents(id: String) async throws -> [(event: String, atMs: Int64)] {
+        try await run("SELECT event, at FROM alert_events WHERE alert_id = ? ORDER BY id", [.text(id)]).map {
+            ($0.column("event")?.string ?? "", Int64($0.column("at")?.integer ?? 0))
+        }
+    }
+
+    // MARK: - Outbox
+
+    public func enqueue(_ entries: [OutboxEntry]) async throws {
+        guard !entries.isEmpty else { return }
+        try await transaction {
+            for entry in entries {
+                try await run(
+                    """
+                    INSERT INTO outbox (receiver, alert_id, event, idempotency_key, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (idempotency_key) DO NOTHING
+                    """,
+                    [
+                        .text(entry.receiver), .text(entry.alertId), .text(entry.event), .text(entry.idempotencyKey), .integer(Int(entry.createdAtMs)),
+                        .integer(Int(entry.nextAttemptAtMs)),
+                    ])
+            }
+        }
+    }
+
+    public func dueDeliveries(now: Int64, limit: Int) async throws -> [OutboxEntry] {
+        try await run(
+            "SELECT * FROM outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+            [.integer(Int(now)), .integer(limit)]
+        ).map(outboxEntry)
+    }
+
+    public func recordAttempt(id: Int64, at: Int64, status: Int, error: String?, delivered: Bool, nextAttemptAt: Int64?, gaveUp: Bool) async throws {
+        try await transaction {
+            try await run(
+                "INSERT INTO delivery_attempts (outbox_id, at, status, error) VALUES (?, ?, ?, ?)",
+                [.integer(Int(id)), .integer(Int(at)), .integer(status), error.map { .text($0) } ?? .null])
+            try await run(
+                """
+                UPDATE outbox SET attempts = attempts + 1, last_error = ?, delivered_at = ?, gave_up_at = ?,
+                next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?
+                """,
+                [
+                    error.map { .text($0) } ?? .null, delivered ? .integer(Int(at)) : .null, gaveUp ? .integer(Int(at)) : .null,
+                    nextAttemptAt.map { .integer(Int($0)) } ?? .null, .integer(Int(id)),
+                ])
+        }
+    }
+
+    public func deliveries(alertId: String?, limit: Int) async throws -> [OutboxEntry] {
+        if let alertId {
+            return try await run("SELECT * FROM outbox WHERE alert_id = ? ORDER BY id DESC LIMIT ?", [.text(alertId), .integer(limit)]).map(outboxEntry)
+        }
+        return try await run("SELECT * FROM outbox ORDER BY id DESC LIMIT ?", [.integer(limit)]).map(outboxEntry)
+    }
+
+    private func outboxEntry(_ row: SQLiteRow) -> OutboxEntry {
+        OutboxEntry(
+            id: Int64(row.column("id")?.integer ?? 0), receiver: row.column("receiver")?.string ?? "", alertId: row.column("alert_id")?.string ?? "",
+            event: row.column("event")?.string ?? "", idempotencyKey: row.column("idempotency_key")?.string ?? "",
+            createdAtMs: Int64(row.column("created_at")?.integer ?? 0), nextAttemptAtMs: Int64(row.column("next_attempt_at")?.integer ?? 0),
+            attempts: row.column("attempts")?.integer ?? 0, deliveredAtMs: row.column("delivered_at")?.integer.map { Int64($0) },
+            gaveUpAtMs: row.column("gave_up_at")?.integer.map { Int64($0) }, lastError: row.column("last_error")?.string)
+    }
+}
