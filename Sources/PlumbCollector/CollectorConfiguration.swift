@@ -1,0 +1,207 @@
+import Foundation
+import PlumbCore
+import PlumbModelIO
+
+/// Where alerts go.
+public struct Receiver: Sendable, Hashable, Codable {
+    /// The payload format.
+    public enum Format: String, Sendable, Hashable, Codable, CaseIterable {
+        /// Plumb's own JSON (docs/alerts.md).
+        case plumb
+        /// A Slack incoming webhook (`text` + `blocks`).
+        case slack
+        /// Alertmanager's v2 API (`POST /api/v2/alerts`, a list of alerts).
+        case alertmanager
+    }
+
+    /// A name, unique among receivers.
+    public var name: String
+    /// Where to POST.
+    public var url: String
+    public var format: Format
+    /// The HMAC-SHA256 key for the `Plumb-Signature` header (not sent to Slack or Alertmanager? It is sent to all).
+    public var secret: String?
+    /// Only these kinds (all when absent).
+    public var kinds: [Finding.Kind]?
+    /// Only these severities and above (all when absent).
+    public var minimumSeverity: Finding.Severity?
+    /// Seconds between repeats of a still-firing alert (0: never).
+    public var repeatIntervalSeconds: Int?
+    /// Give up on a delivery after this many seconds (default one day).
+    public var maxAgeSeconds: Int?
+
+    /// Whether an alert goes to this receiver.
+    public func accepts(_ alert: Alert) -> Bool {
+        if let kinds, !kinds.contains(alert.kind) { return false }
+        if let minimumSeverity, alert.severity < minimumSeverity { return false }
+        return true
+    }
+}
+
+/// The collector's settings: a YAML (or JSON) file, then `PLUMB_*` environment variables, then flags.
+public struct CollectorConfiguration: Sendable {
+    /// The topology model file loaded at start (when the store has no topology yet, or it differs).
+    public var modelPath: String?
+    /// `sqlite:PATH`, a file path, or `postgres://…` (not available yet).
+    public var database = "plumb.sqlite"
+    public var host = "127.0.0.1"
+    public var port = 7470
+    /// Secrets, compared by hash in constant time.
+    public var operatorToken: String?
+    public var enrollmentToken: String?
+    public var receivers: [Receiver] = []
+    /// Hysteresis for pair states.
+    public var hysteresis = Hysteresis()
+    /// Seconds between evaluations.
+    public var evaluationIntervalSeconds = 2.0
+    /// Seconds without a report after which an agent is silent.
+    public var silenceSeconds = 30.0
+    /// Seconds raw results are kept before they are rolled up per minute.
+    public var retentionSeconds = 3_600.0
+    /// Limits: request body bytes, results per report, reports per agent per second.
+    public var maxBodyBytes = 4 * 1024 * 1024
+    public var maxResultsPerReport = 5_000
+    public var maxReportsPerSecondPerAgent = 20.0
+    /// Probe interval and timeout given to agents (the model's `probing` wins when set).
+    public var probeIntervalMs = 10_000
+    public var probeTimeoutMs = 1_000
+    public var reportIntervalMs = 5_000
+    public var planRefreshMs = 15_000
+
+    /// Defaults.
+    public init() {}
+
+    private struct File: Decodable {
+        struct Listen: Decodable {
+            var host: String?
+            var port: Int?
+        }
+        struct Tokens: Decodable {
+            var operatorToken: String?
+            var operatorTokenFile: String?
+            var enrollmentToken: String?
+            var enrollmentTokenFile: String?
+        }
+        struct Evaluation: Decodable {
+            var intervalSeconds: Double?
+            var silenceSeconds: Double?
+            var failuresToDown: Int?
+            var window: Int?
+            var successesToUp: Int?
+        }
+        struct Limits: Decodable {
+            var maxBodyBytes: Int?
+            var maxResultsPerReport: Int?
+            var maxReportsPerSecondPerAgent: Double?
+        }
+        struct Agents: Decodable {
+            var probeIntervalMs: Int?
+            var probeTimeoutMs: Int?
+            var reportIntervalMs: Int?
+            var planRefreshMs: Int?
+        }
+        var model: String?
+        var database: String?
+        var listen: Listen?
+        var tokens: Tokens?
+        var receivers: [Receiver]?
+        var evaluation: Evaluation?
+        var retentionSeconds: Double?
+        var limits: Limits?
+        var agents: Agents?
+    }
+
+    /// A configuration that cannot be used; every problem with its location.
+    public struct Invalid: Error, CustomStringConvertible {
+        public var problems: [String]
+        public var description: String { problems.joined(separator: "\n") }
+    }
+
+    /// Reads `path` over the defaults.
+    public static func load(path: String) throws -> CollectorConfiguration {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw Invalid(problems: ["\(path): cannot read the file"]) }
+        let parsed = DocumentParser.parse(text, file: path)
+        guard let node = parsed.node else { throw Invalid(problems: parsed.diagnostics.map(\.description)) }
+        let decoded = DocumentDecoder.decode(File.self, from: node)
+        let diagnostics = parsed.diagnostics + decoded.diagnostics
+        guard let file = decoded.value, !diagnostics.hasErrors else { throw Invalid(problems: diagnostics.sortedByLocation().map(\.description)) }
+        var configuration = CollectorConfiguration()
+        configuration.modelPath = file.model
+        configuration.database = file.database ?? configuration.database
+        configuration.host = file.listen?.host ?? configuration.host
+        configuration.port = file.listen?.port ?? configuration.port
+        if let tokens = file.tokens {
+            configuration.operatorToken = try tokens.operatorTokenFile.map { try readSecret($0, what: "tokens.operatorTokenFile") } ?? tokens.operatorToken
+            configuration.enrollmentToken =
+                try tokens.enrollmentTokenFile.map { try readSecret($0, what: "tokens.enrollmentTokenFile") } ?? tokens.enrollmentToken
+        }
+        configuration.receivers = file.receivers ?? []
+        if let evaluation = file.evaluation {
+            configuration.evaluationIntervalSeconds = evaluation.intervalSeconds ?? configuration.evaluationIntervalSeconds
+            configuration.silenceSeconds = evaluation.silenceSeconds ?? configuration.silenceSeconds
+            configuration.hysteresis = Hysteresis(
+                failuresToDown: evaluation.failuresToDown ?? 3, window: evaluation.window ?? 5, successesToUp: evaluation.successesToUp ?? 2)
+        }
+        configuration.retentionSeconds = file.retentionSeconds ?? configuration.retentionSeconds
+        if let limits = file.limits {
+            configuration.maxBodyBytes = limits.maxBodyBytes ?? configuration.maxBodyBytes
+            configuration.maxResultsPerReport = limits.maxResultsPerReport ?? configuration.maxResultsPerReport
+            configuration.maxReportsPerSecondPerAgent = limits.maxReportsPerSecondPerAgent ?? configuration.maxReportsPerSecondPerAgent
+        }
+        if let agents = file.agents {
+            configuration.probeIntervalMs = agents.probeIntervalMs ?? configuration.probeIntervalMs
+            configuration.probeTimeoutMs = agents.probeTimeoutMs ?? configuration.probeTimeoutMs
+            configuration.reportIntervalMs = agents.reportIntervalMs ?? configuration.reportIntervalMs
+            configuration.planRefreshMs = agents.planRefreshMs ?? configuration.planRefreshMs
+        }
+        try configuration.check(source: path)
+        return configuration
+    }
+
+    /// Applies `PLUMB_OPERATOR_TOKEN(_FILE)`, `PLUMB_ENROLLMENT_TOKEN(_FILE)`, `PLUMB_DB`, `PLUMB_LISTEN`, `PLUMB_MODEL`.
+    public mutating func apply(environment: [String: String]) throws {
+        if let value = environment["PLUMB_OPERATOR_TOKEN"] { operatorToken = value }
+        if let value = environment["PLUMB_OPERATOR_TOKEN_FILE"] { operatorToken = try Self.readSecret(value, what: "PLUMB_OPERATOR_TOKEN_FILE") }
+        if let value = environment["PLUMB_ENROLLMENT_TOKEN"] { enrollmentToken = value }
+        if let value = environment["PLUMB_ENROLLMENT_TOKEN_FILE"] { enrollmentToken = try Self.readSecret(value, what: "PLUMB_ENROLLMENT_TOKEN_FILE") }
+        if let value = environment["PLUMB_DB"] { database = value }
+        if let value = environment["PLUMB_MODEL"] { modelPath = value }
+        if let value = environment["PLUMB_LISTEN"] { try setListen(value, source: "PLUMB_LISTEN") }
+    }
+
+    /// Sets host and port from `HOST:PORT`.
+    public mutating func setListen(_ value: String, source: String) throws {
+        guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]), (0...65535).contains(port) else {
+            throw Invalid(problems: ["\(source): '\(value)' is not HOST:PORT"])
+        }
+        host = String(value[..<colon])
+        self.port = port
+    }
+
+    /// Checks what the types cannot.
+    public func check(source: String) throws {
+        var problems: [String] = []
+        var names: Set<String> = []
+        for receiver in receivers {
+            if !names.insert(receiver.name).inserted { problems.append("\(source): receiver name '\(receiver.name)' is used twice") }
+            if !receiver.url.hasPrefix("http://") && !receiver.url.hasPrefix("https://") {
+                problems.append("\(source): receiver '\(receiver.name)': url must start with http:// or https://")
+            }
+        }
+        if evaluationIntervalSeconds < 0.1 { problems.append("\(source): evaluation.intervalSeconds must be at least 0.1") }
+        if database.hasPrefix("postgres://") || database.hasPrefix("postgresql://") {
+            problems.append("\(source): PostgreSQL is not available in this build yet; use a SQLite file path")
+        }
+        if !problems.isEmpty { throw Invalid(problems: problems) }
+    }
+
+    /// The SQLite file path of `database`.
+    public var sqlitePath: String { database.hasPrefix("sqlite:") ? String(database.dropFirst("sqlite:".count)) : database }
+
+    static func readSecret(_ path: String, what: String) throws -> String {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw Invalid(problems: ["\(what): cannot read \(path)"]) }
+        let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw Invalid(problems: ["\(what): \(path) is empty"]) }
+        return token
+    }
+}
