@@ -83,7 +83,8 @@ public actor Collector {
                 throw APIError(500, "model_unreadable", "cannot read the model file \(path)")
             }
             if document?.text != text {
-                _ = try await putTopology(text, format: path.hasSuffix(".json") ? "json" : "yaml", file: path, author: "plumb-collector --model", now: now)
+                _ = try await putTopology(
+                    text, format: path.hasSuffix(".json") ? "json" : "yaml", file: path, author: "plumb-collector --model", now: now)
                 return
             }
         }
@@ -132,7 +133,9 @@ public actor Collector {
             throw APIError(422, "invalid_agent_id", "agent id must be 1–128 characters without '/'", field: "agentId")
         }
         let bearerHash = hexString(SHA256.hash(Array(bearer.utf8)))
-        let enrolled = configuration.enrollmentToken.map { constantTimeEqual(Array(hexString(SHA256.hash(Array($0.utf8))).utf8), Array(bearerHash.utf8)) } ?? false
+        let enrolled =
+            configuration.enrollmentToken.map { constantTimeEqual(Array(hexString(SHA256.hash(Array($0.utf8))).utf8), Array(bearerHash.utf8)) }
+            ?? false
         let existing = agents[requested]
         let ownToken = existing.map { constantTimeEqual(Array($0.tokenHash.utf8), Array(bearerHash.utf8)) } ?? false
         guard enrolled || ownToken else { throw APIError(401, "unauthorized", "the enrollment token (or this agent's own token) is required") }
@@ -144,10 +147,13 @@ public actor Collector {
             agentId: requested, tokenHash: hexString(SHA256.hash(Array(token.utf8))), registration: registration,
             registeredAtMs: existing?.registeredAtMs ?? now, lastSeenAtMs: now, lastSequence: existing?.lastSequence ?? 0)
         try await store.saveAgent(record)
-        let isNew = existing == nil || existing?.registration.identity != registration.identity || existing?.registration.responderPort != registration.responderPort
+        let isNew =
+            existing == nil || existing?.registration.identity != registration.identity
+            || existing?.registration.responderPort != registration.responderPort
         agents[requested] = record
         if isNew { try await replan(now: now) }
-        return RegistrationResponse(agentId: requested, agentToken: token, planRefreshMs: configuration.planRefreshMs, lastSequence: record.lastSequence)
+        return RegistrationResponse(
+            agentId: requested, agentToken: token, planRefreshMs: configuration.planRefreshMs, lastSequence: record.lastSequence)
     }
 
     /// The agent a bearer token belongs to, when it is that agent's token.
@@ -210,7 +216,8 @@ public actor Collector {
             plan.planId = etag
             if plansByAgent[agent]?.etag != etag {
                 plansByAgent[agent] = (etag, plan)
-                try await store.savePlan(agentId: agent, etag: etag, body: String(decoding: try JSONEncoder.sorted.encode(plan), as: UTF8.self), at: now)
+                try await store.savePlan(
+                    agentId: agent, etag: etag, body: String(decoding: try JSONEncoder.sorted.encode(plan), as: UTF8.self), at: now)
             }
         }
         catalog = newCatalog
@@ -261,7 +268,8 @@ public actor Collector {
             throw APIError(422, "agent_mismatch", "the report names agent \(report.agentId) but was posted for \(agentId)", field: "agentId")
         }
         guard report.results.count <= configuration.maxResultsPerReport else {
-            throw APIError(413, "too_many_results", "\(report.results.count) results; at most \(configuration.maxResultsPerReport) per report", field: "results")
+            throw APIError(
+                413, "too_many_results", "\(report.results.count) results; at most \(configuration.maxResultsPerReport) per report", field: "results")
         }
         guard report.sequence >= 1 else { throw APIError(422, "invalid_sequence", "sequence numbers start at 1", field: "sequence") }
         let outcome = try await store.ingest(report, receivedAt: now)
@@ -395,7 +403,9 @@ public actor Collector {
         for agent in agents.values {
             let index = placements[agent.agentId]
             let subnet = index.flatMap { instance in
-                model.network.instances[instance].interfaces.min { model.network.interfaces[$0].deviceIndex < model.network.interfaces[$1].deviceIndex }
+                model.network.instances[instance].interfaces.min {
+                    model.network.interfaces[$0].deviceIndex < model.network.interfaces[$1].deviceIndex
+                }
             }.map { model.network.subnets[model.network.interfaces[$0].subnet].id }
             activity.append(
                 AgentActivity(

@@ -114,6 +114,8 @@ public struct CollectorConfiguration: Sendable {
     /// A configuration that cannot be used; every problem with its location.
     public struct Invalid: Error, CustomStringConvertible {
         public var problems: [String]
+        /// Creates the error.
+        public init(problems: [String]) { self.problems = problems }
         public var description: String { problems.joined(separator: "\n") }
     }
 
@@ -131,7 +133,8 @@ public struct CollectorConfiguration: Sendable {
         configuration.host = file.listen?.host ?? configuration.host
         configuration.port = file.listen?.port ?? configuration.port
         if let tokens = file.tokens {
-            configuration.operatorToken = try tokens.operatorTokenFile.map { try readSecret($0, what: "tokens.operatorTokenFile") } ?? tokens.operatorToken
+            configuration.operatorToken =
+                try tokens.operatorTokenFile.map { try readSecret($0, what: "tokens.operatorTokenFile") } ?? tokens.operatorToken
             configuration.enrollmentToken =
                 try tokens.enrollmentTokenFile.map { try readSecret($0, what: "tokens.enrollmentTokenFile") } ?? tokens.enrollmentToken
         }
@@ -163,7 +166,9 @@ public struct CollectorConfiguration: Sendable {
         if let value = environment["PLUMB_OPERATOR_TOKEN"] { operatorToken = value }
         if let value = environment["PLUMB_OPERATOR_TOKEN_FILE"] { operatorToken = try Self.readSecret(value, what: "PLUMB_OPERATOR_TOKEN_FILE") }
         if let value = environment["PLUMB_ENROLLMENT_TOKEN"] { enrollmentToken = value }
-        if let value = environment["PLUMB_ENROLLMENT_TOKEN_FILE"] { enrollmentToken = try Self.readSecret(value, what: "PLUMB_ENROLLMENT_TOKEN_FILE") }
+        if let value = environment["PLUMB_ENROLLMENT_TOKEN_FILE"] {
+            enrollmentToken = try Self.readSecret(value, what: "PLUMB_ENROLLMENT_TOKEN_FILE")
+        }
         if let value = environment["PLUMB_DB"] { database = value }
         if let value = environment["PLUMB_MODEL"] { modelPath = value }
         if let value = environment["PLUMB_LISTEN"] { try setListen(value, source: "PLUMB_LISTEN") }

@@ -85,7 +85,8 @@ public actor SQLiteStore: Store {
         let current = try await run("SELECT MAX(version) AS v FROM schema_version").first?.column("v")?.integer ?? 0
         for (index, migration) in Self.migrations.enumerated() where index + 1 > current {
             try await transaction {
-                for statement in migration.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }) where !statement.isEmpty {
+                for statement in migration.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }) where !statement.isEmpty
+                {
                     _ = try await self.run(statement)
                 }
                 _ = try await self.run("INSERT INTO schema_version (version) VALUES (?)", [.integer(index + 1)])
@@ -244,7 +245,8 @@ public actor SQLiteStore: Store {
                 [.text(agentId), .integer(Int(since)), .integer(limit)])
         } else {
             rows = try await run(
-                "SELECT agent_id, sequence, body FROM results WHERE started_at >= ? ORDER BY started_at, id LIMIT ?", [.integer(Int(since)), .integer(limit)])
+                "SELECT agent_id, sequence, body FROM results WHERE started_at >= ? ORDER BY started_at, id LIMIT ?",
+                [.integer(Int(since)), .integer(limit)])
         }
         return rows.compactMap { row in
             guard let agent = row.column("agent_id")?.string, let result = decode(ProbeResult.self, row.column("body")?.string) else { return nil }
@@ -287,7 +289,8 @@ public actor SQLiteStore: Store {
                     rtt_p50 = excluded.rtt_p50, rtt_p95 = excluded.rtt_p95, rtt_max = MAX(COALESCE(rtt_max, 0), COALESCE(excluded.rtt_max, 0))
                     """,
                     [
-                        .text(key.agent), .text(key.probe), .integer(Int(key.minute)), .integer(entry.sent), .integer(entry.received), percentile(0.5),
+                        .text(key.agent), .text(key.probe), .integer(Int(key.minute)), .integer(entry.sent), .integer(entry.received),
+                        percentile(0.5),
                         percentile(0.95), sorted.last.map { .float($0) } ?? .null,
                     ])
             }
@@ -339,7 +342,8 @@ public actor SQLiteStore: Store {
                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, severity = excluded.severity, body = excluded.body
                 """,
                 [
-                    .text(alert.id), .text(alert.fingerprint), .text(alert.status.rawValue), .text(alert.kind.rawValue), .text(alert.severity.rawValue),
+                    .text(alert.id), .text(alert.fingerprint), .text(alert.status.rawValue), .text(alert.kind.rawValue),
+                    .text(alert.severity.rawValue),
                     .text(alert.component), .integer(Int(alert.startsAtMs)), .text(try json(alert)),
                 ])
             try await run("INSERT INTO alert_events (alert_id, event, at) VALUES (?, ?, ?)", [.text(alert.id), .text(event), .integer(Int(at))])
@@ -394,7 +398,8 @@ public actor SQLiteStore: Store {
                     ON CONFLICT (idempotency_key) DO NOTHING
                     """,
                     [
-                        .text(entry.receiver), .text(entry.alertId), .text(entry.event), .text(entry.idempotencyKey), .integer(Int(entry.createdAtMs)),
+                        .text(entry.receiver), .text(entry.alertId), .text(entry.event), .text(entry.idempotencyKey),
+                        .integer(Int(entry.createdAtMs)),
                         .integer(Int(entry.nextAttemptAtMs)),
                     ])
             }
@@ -427,7 +432,8 @@ public actor SQLiteStore: Store {
 
     public func deliveries(alertId: String?, limit: Int) async throws -> [OutboxEntry] {
         if let alertId {
-            return try await run("SELECT * FROM outbox WHERE alert_id = ? ORDER BY id DESC LIMIT ?", [.text(alertId), .integer(limit)]).map(outboxEntry)
+            return try await run("SELECT * FROM outbox WHERE alert_id = ? ORDER BY id DESC LIMIT ?", [.text(alertId), .integer(limit)]).map(
+                outboxEntry)
         }
         return try await run("SELECT * FROM outbox ORDER BY id DESC LIMIT ?", [.integer(limit)]).map(outboxEntry)
     }

@@ -90,7 +90,8 @@ public struct AlertFilter: Sendable, Hashable {
     public var limit: Int
 
     /// A filter; nil fields match everything.
-    public init(status: Alert.Status? = nil, kind: Finding.Kind? = nil, severity: Finding.Severity? = nil, component: String? = nil, limit: Int = 500) {
+    public init(status: Alert.Status? = nil, kind: Finding.Kind? = nil, severity: Finding.Severity? = nil, component: String? = nil, limit: Int = 500)
+    {
         self.status = status
         self.kind = kind
         self.severity = severity

@@ -1,1 +1,83 @@
-print("collector")
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import PlumbCollector
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
+
+/// `plumb-collector`: holds the intended topology, plans the agents' probes, compares what they observe with the
+/// model and raises drift alerts to webhooks.
+@main
+struct PlumbCollectorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plumb-collector",
+        abstract: "The Plumb collector: topology, plans, ingest, drift alerts, webhooks, API.",
+        discussion: """
+            plumb-collector --model FILE --db PATH --listen HOST:PORT
+            Settings come from --config FILE, then PLUMB_* environment variables (PLUMB_OPERATOR_TOKEN(_FILE),
+            PLUMB_ENROLLMENT_TOKEN(_FILE), PLUMB_DB, PLUMB_LISTEN, PLUMB_MODEL), then these flags. Without --db the
+            store is plumb.sqlite in the working directory.
+            """,
+        version: "0.4.0")
+
+    @Option(help: "Configuration file (YAML or JSON).") var config: String?
+    @Option(help: "The topology model to load (kept as a new version when it differs from the stored one).") var model: String?
+    @Option(help: "The store: a SQLite file path (default plumb.sqlite).") var db: String?
+    @Option(help: "HOST:PORT to listen on (default 127.0.0.1:7470).") var listen: String?
+    @Option(help: "File holding the operator token.") var operatorTokenFile: String?
+    @Option(help: "File holding the enrollment token.") var enrollmentTokenFile: String?
+    @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String = "info"
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level '\(logLevel)' is not a log level") }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "plumb-collector")
+        var settings: CollectorConfiguration
+        do {
+            settings = try config.map(CollectorConfiguration.load(path:)) ?? CollectorConfiguration()
+            try settings.apply(environment: ProcessInfo.processInfo.environment)
+            if let model { settings.modelPath = model }
+            if let db { settings.database = db }
+            if let listen { try settings.setListen(listen, source: "--listen") }
+            if let operatorTokenFile { settings.operatorToken = try readToken(operatorTokenFile) }
+            if let enrollmentTokenFile { settings.enrollmentToken = try readToken(enrollmentTokenFile) }
+            try settings.check(source: "the command line")
+            guard settings.enrollmentToken != nil else {
+                throw CollectorConfiguration.Invalid(problems: [
+                    "no enrollment token: agents could not register. Set PLUMB_ENROLLMENT_TOKEN(_FILE), --enrollment-token-file or tokens.enrollmentToken(File)"
+                ])
+            }
+            if settings.operatorToken == nil {
+                logger.warning("no operator token: the operator routes answer 403. Set PLUMB_OPERATOR_TOKEN(_FILE) or --operator-token-file")
+            }
+        } catch {
+            FileHandle.standardError.write(Data("plumb-collector: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let app: any ApplicationProtocol
+        do {
+            app = try await buildApplication(configuration: settings, logger: logger, registry: registry)
+        } catch {
+            FileHandle.standardError.write(Data("plumb-collector: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        logger.info("listening", metadata: ["address": "\(settings.host):\(settings.port)", "store": "\(settings.sqlitePath)"])
+        try await app.runService()
+    }
+
+    private func readToken(_ path: String) throws -> String {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8), !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw CollectorConfiguration.Invalid(problems: ["cannot read a token from \(path)"])
+        }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

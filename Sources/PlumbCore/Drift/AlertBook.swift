@@ -67,8 +67,10 @@ public struct AlertBook: Sendable {
                 }
             } else {
                 let alert = Alert(
-                    id: "\(fingerprint)-\(now)", fingerprint: fingerprint, kind: finding.kind, severity: finding.severity, component: finding.component,
-                    componentType: finding.componentType, summary: finding.summary, evidence: finding.evidence, pairs: finding.pairs, flow: finding.flow,
+                    id: "\(fingerprint)-\(now)", fingerprint: fingerprint, kind: finding.kind, severity: finding.severity,
+                    component: finding.component,
+                    componentType: finding.componentType, summary: finding.summary, evidence: finding.evidence, pairs: finding.pairs,
+                    flow: finding.flow,
                     status: .firing, startsAtMs: now, endsAtMs: nil, updatedAtMs: now)
                 open[fingerprint] = alert
                 changes.append(.fired(alert))

@@ -165,7 +165,8 @@ public struct Correlator: Sendable {
         var findings: [Finding] = []
         let bySubnet = Dictionary(grouping: agents.filter { $0.subnet != nil }, by: { $0.subnet! })
         var explained: Set<String> = []
-        for (subnet, members) in bySubnet.sorted(by: { $0.key < $1.key }) where members.count >= 2 && members.allSatisfy({ silent.contains($0.agentId) }) {
+        for (subnet, members) in bySubnet.sorted(by: { $0.key < $1.key })
+        where members.count >= 2 && members.allSatisfy({ silent.contains($0.agentId) }) {
             explained.formUnion(members.map(\.agentId))
             findings.append(
                 Finding(
@@ -233,7 +234,8 @@ public struct Correlator: Sendable {
                 summary:
                     "\(flows.count == 1 ? flows[0] : "\(flows.count) flows") got through although the model blocks \(group.count == 1 ? "it" : "them") at \(type) \(id)"
                     + (intents.isEmpty ? "" : "; intent \(intents.map { "'\($0)'" }.joined(separator: ", ")) is broken"),
-                pairs: group.map(\.key).sorted(), evidence: group.prefix(10).map { "\($0.key): \($0.lastResult ?? "reached")" }, flow: flow(of: group[0].probe))
+                pairs: group.map(\.key).sorted(), evidence: group.prefix(10).map { "\($0.key): \($0.lastResult ?? "reached")" },
+                flow: flow(of: group[0].probe))
         }
     }
 
@@ -257,7 +259,8 @@ public struct Correlator: Sendable {
             let observed = entry.observed.sorted().joined(separator: ", ")
             return Finding(
                 kind: .eniMoved, severity: .critical, component: interface, componentType: "eni",
-                summary: "\(interface) belongs to \(entry.expected) in the model but is attached to \(observed.isEmpty ? "another instance" : observed)",
+                summary:
+                    "\(interface) belongs to \(entry.expected) in the model but is attached to \(observed.isEmpty ? "another instance" : observed)",
                 pairs: entry.pairs.sorted(), evidence: entry.evidence)
         }
     }

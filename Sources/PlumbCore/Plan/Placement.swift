@@ -7,7 +7,9 @@ extension Network {
             if let interface = interfaces.first(where: { $0.id == id }), case .instance(let owner) = interface.owner { return owner }
         }
         for address in addresses {
-            if let interface = interfaces.first(where: { $0.privateIps.contains(address) }), case .instance(let owner) = interface.owner { return owner }
+            if let interface = interfaces.first(where: { $0.privateIps.contains(address) }), case .instance(let owner) = interface.owner {
+                return owner
+            }
         }
         return nil
     }

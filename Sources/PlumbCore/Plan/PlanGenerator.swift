@@ -156,18 +156,23 @@ public struct PlanGenerator: Sendable {
             guard chosen.contains(agent) else { continue }
             let destination = network.party(for: address)
             let port = endpoint.port ?? (endpoint.url?.hasPrefix("http://") == true ? 80 : 443)
-            guard let (verdict, blocker) = try? network.verdict(from: source, to: destination, port: port, protocol: .tcp, details: false) else { continue }
+            guard let (verdict, blocker) = try? network.verdict(from: source, to: destination, port: port, protocol: .tcp, details: false) else {
+                continue
+            }
             // Endpoints are probed where the model says they are used; the egress echo wherever a NAT carries traffic.
             guard verdict == .allowed else { continue }
             _ = blocker
             let components = pathComponents(from: source, to: destination, port: port, proto: .tcp)
-            let nat = components.first { $0.hasPrefix("nat-gateway:") || $0.hasPrefix("nat-instance:") }.map { String($0.split(separator: ":", maxSplits: 1)[1]) }
+            let nat = components.first { $0.hasPrefix("nat-gateway:") || $0.hasPrefix("nat-instance:") }.map {
+                String($0.split(separator: ":", maxSplits: 1)[1])
+            }
             let natInfo = nat.flatMap { id in network.nats.first { $0.id == id } }
             let url = endpoint.url ?? "http://\(address):\(port)/"
             let kind = url.hasPrefix("https://") ? "https" : "http"
             probes.append(
                 PlannedProbe(
-                    id: "\(isEcho ? "egress" : "endpoint"):\(endpoint.id)", purpose: isEcho ? .natEgress : .endpoint, kind: kind, target: url, port: nil,
+                    id: "\(isEcho ? "egress" : "endpoint"):\(endpoint.id)", purpose: isEcho ? .natEgress : .endpoint, kind: kind, target: url,
+                    port: nil,
                     expectReach: true, expectedEgressIP: isEcho ? natInfo?.egressAddress?.description : nil, sourceAgent: agent.agentId,
                     sourceInstance: network.instances[agent.instance].id, sourceSubnet: network.subnets[subnet].id, targetName: endpoint.id, nat: nat,
                     components: components + ["subnet:\(network.subnets[subnet].id)", "endpoint:\(endpoint.id)"], evaluatedProtocol: "tcp",
@@ -179,7 +184,9 @@ public struct PlanGenerator: Sendable {
             let key = "lb:\(network.subnets[subnet].id):\(info.id)"
             guard Self.top(settings.serviceAgentsPerSubnet, of: mates, key: key, id: { $0.agentId }).contains(agent) else { continue }
             guard let node = info.nodes.first else { continue }
-            guard let (verdict, _) = try? network.verdict(from: source, to: .loadBalancer(balancer), port: listener.port, protocol: .tcp, details: false),
+            guard
+                let (verdict, _) = try? network.verdict(
+                    from: source, to: .loadBalancer(balancer), port: listener.port, protocol: .tcp, details: false),
                 verdict == .allowed
             else { continue }
             let address = network.interfaces[node].privateIp
@@ -202,7 +209,8 @@ public struct PlanGenerator: Sendable {
             else { continue }
             probes.append(
                 PlannedProbe(
-                    id: "eni:\(interface.id)", purpose: .staticENI, kind: "udp-echo", target: interface.privateIp.description, port: agent.responderPort,
+                    id: "eni:\(interface.id)", purpose: .staticENI, kind: "udp-echo", target: interface.privateIp.description,
+                    port: agent.responderPort,
                     expectReach: true, expectedInstance: network.instances[owner].id, expectedInterface: interface.id, sourceAgent: agent.agentId,
                     sourceInstance: network.instances[agent.instance].id, sourceSubnet: network.subnets[subnet].id, targetName: interface.id,
                     targetInstance: network.instances[owner].id, interface: interface.id,
@@ -218,7 +226,8 @@ public struct PlanGenerator: Sendable {
             guard proto == .tcp else { continue }
             for (from, to) in network.flows(of: intent) {
                 guard case .interface(let index, _) = from, index == sourceInterface else { continue }
-                guard case .interface(let targetIndex, let targetAddress) = to, case .instance(let owner) = network.interfaces[targetIndex].owner else {
+                guard case .interface(let targetIndex, let targetAddress) = to, case .instance(let owner) = network.interfaces[targetIndex].owner
+                else {
                     continue
                 }
                 guard let (verdict, blocker) = try? network.verdict(from: from, to: to, port: intent.port, protocol: proto, details: false),
@@ -226,9 +235,11 @@ public struct PlanGenerator: Sendable {
                 else { continue }
                 denies.append(
                     PlannedProbe(
-                        id: "deny:\(network.instances[owner].id):\(intent.port)", purpose: .expectedDeny, kind: "tcp", target: targetAddress.description,
+                        id: "deny:\(network.instances[owner].id):\(intent.port)", purpose: .expectedDeny, kind: "tcp",
+                        target: targetAddress.description,
                         port: intent.port, expectReach: false, sourceAgent: agent.agentId, sourceInstance: network.instances[agent.instance].id,
-                        sourceSubnet: network.subnets[subnet].id, targetName: network.instances[owner].id, targetInstance: network.instances[owner].id,
+                        sourceSubnet: network.subnets[subnet].id, targetName: network.instances[owner].id,
+                        targetInstance: network.instances[owner].id,
                         components: [], blockingComponent: blocker.map { "\($0.componentType):\($0.component)" }, intent: intent.name,
                         evaluatedProtocol: "tcp", evaluatedPort: intent.port))
             }

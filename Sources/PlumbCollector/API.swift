@@ -1,0 +1,438 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import PlumbCore
+import PlumbModelIO
+import PlumbStore
+import PlumbWire
+import Prometheus
+
+/// Every route of the API, as `METHOD PATH` with `{name}` parameters: what `docs/openapi.yaml` must describe.
+public let apiRoutes: [(method: String, path: String)] = [
+    ("POST", "/v1/agents/register"), ("GET", "/v1/agents/{id}/plan"), ("POST", "/v1/agents/{id}/reports"),
+    ("GET", "/v1/agents"), ("GET", "/v1/agents/{id}"),
+    ("GET", "/v1/topology"), ("PUT", "/v1/topology"), ("POST", "/v1/topology/validate"), ("GET", "/v1/topology/versions"),
+    ("GET", "/v1/explain"), ("GET", "/v1/matrix"), ("GET", "/v1/drift"),
+    ("GET", "/v1/alerts"), ("GET", "/v1/alerts/{id}"), ("POST", "/v1/alerts/{id}/acknowledge"),
+    ("GET", "/v1/receivers"), ("GET", "/v1/deliveries"),
+    ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
+]
+
+/// Builds the router: every route of `apiRoutes`, JSON errors, auth, limits.
+public func buildRouter(collector: Collector, configuration: CollectorConfiguration, registry: PrometheusCollectorRegistry) -> Router<
+    BasicRequestContext
+> {
+    let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: JSONErrorMiddleware(logger: collector.logger))
+    let limit = configuration.maxBodyBytes
+    let now: @Sendable () -> Int64 = { wallClockMillisecondsForAPI() }
+
+    // MARK: Agents
+    router.post("/v1/agents/register") { request, _ -> Response in
+        let bearer = try bearerToken(request)
+        let registration = try decodeStrict(Registration.self, try await request.body.collect(upTo: limit), name: "registration")
+        guard registration.version == 1 else {
+            throw APIError(422, "unsupported_version", "registration version \(registration.version); this collector reads 1", field: "version")
+        }
+        return try json(try await collector.register(registration, bearer: bearer, now: now()))
+    }
+    router.get("/v1/agents/:id/plan") { request, context -> Response in
+        let id = try context.parameters.require("id")
+        _ = try await collector.authenticateAgent(id: id, bearer: try bearerToken(request))
+        let (etag, plan) = try await collector.plan(agentId: id)
+        if request.headers[.ifNoneMatch] == etag { return Response(status: .notModified, headers: [.eTag: etag]) }
+        return try json(plan, headers: [.eTag: etag])
+    }
+    router.post("/v1/agents/:id/reports") { request, context -> Response in
+        let id = try context.parameters.require("id")
+        _ = try await collector.authenticateAgent(id: id, bearer: try bearerToken(request))
+        try await collector.admit(agentId: id, now: now())
+        let body = try await request.body.collect(upTo: limit)
+        let report: Report
+        do {
+            report = try JSONDecoder().decode(Report.self, from: Data(body.readableBytesView))
+        } catch let error as DecodingError {
+            throw APIError(400, "invalid_report", describe(error), field: field(of: error))
+        } catch {
+            throw APIError(400, "invalid_json", "the body is not JSON: \(error)")
+        }
+        return try json(try await collector.ingest(report, agentId: id, now: now()))
+    }
+    router.get("/v1/agents") { request, _ -> Response in
+        try await requireOperator(request, collector)
+        var views: [AgentView] = []
+        for agent in await collector.listAgents() {
+            views.append(AgentView(agent, instance: await collector.instance(ofAgent: agent.agentId), now: now()))
+        }
+        return try json(["agents": views])
+    }
+    router.get("/v1/agents/:id") { request, context -> Response in
+        try await requireOperator(request, collector)
+        let id = try context.parameters.require("id")
+        guard let agent = await collector.listAgents().first(where: { $0.agentId == id }) else {
+            throw APIError(404, "unknown_agent", "no agent \(id)", field: "id")
+        }
+        return try json(AgentView(agent, instance: await collector.instance(ofAgent: id), now: now()))
+    }
+
+    // MARK: Topology
+    router.get("/v1/topology") { request, _ -> Response in
+        try await requireOperator(request, collector)
+        guard let latest = try await collector.store.latestTopology() else {
+            throw APIError(404, "no_topology", "no topology has been loaded; PUT one")
+        }
+        return try json(latest)
+    }
+    router.put("/v1/topology") { request, _ -> Response in
+        try await requireOperator(request, collector)
+        let text = String(buffer: try await request.body.collect(upTo: limit))
+        let format = (request.headers[.contentType] ?? "").contains("json") ? "json" : "yaml"
+        let author = request.uri.queryParameters["author"].map(String.init) ?? "operator"
+        let comment = request.uri.queryParameters["comment"].map(String.init)
+        let version = try await collector.putTopology(text, format: format, file: "topology", author: author, now: now(), comment: comment)
+        return try json(["version": version], status: .created)
+    }
+    router.post("/v1/topology/validate") { request, _ -> Response in
+        try await requireOperator(request, collector)
+        let text = String(buffer: try await request.body.collect(upTo: limit))
+        let (_, diagnostics) = await collector.validate(text, file: "topology")
+        return try json(ValidationView(diagnostics: diagnostics))
+    }
+    router.get("/v1/topology/versions") { request, _ -> Response in
+        try await requireOperator(request, collector)
+        return try json(["versions": try await collector.store.topologyVersions()])
+    }
+
+    // MARK: Engine and drift
+    router.get("/v1/explain") { request, _ -> Response in
+        try await requireOperator(request, collector)
+        let query = request.uri.queryParameters
+        guard let from = query["from"].map(String.init), let to = query["to"].map(String.init) else {
+            throw APIError(400, "missing_parameter", "from and to are required", field: query["from"] == nil ? "from" : "to")
+        }
+        guard let port = query["port"].flatMap({ Int(String($0)) }) else {
+            throw APIError(400, "missing_parameter", "port is required (a number)", field: "port")
+        }
+        let proto: IPProtocol
+        switch query["protocol"].map(String.init) ?? "tcp" {
+        case "tcp": proto = .tcp
+        case "udp": proto = .udp
+        case "icmp": proto = .icmp
+        case let other: throw APIError(400, "bad_parameter", "protocol '\(other)' is not tcp, udp or icmp", field: "protocol")
+        }
+        guard let live = await collector.live else { throw APIError(409, "no_topology", "no topology is loaded") }
+        do {
+            return try json(try live.network.explain(from: from, to: to, port: port, protocol: proto))
+        } catch {
+            throw APIError(422, "cannot_explain", "\(error)")
+        }
+    }
+    router.get("/v1/matrix") { request, _ -> Response in
+        try await requireOperator(request, collector)
+        return try json(MatrixView(await collector.pairsWithProbes()))
+    }
+    router.get("/v1/drift") { request, _ -> Response in
+        try await requireOperator(request, collector)
+        let findings = await collector.currentFindings(now: now())
+        let pairs = await collector.drift().map {
+            DriftPairView(key: $0.key, probe: $0.probe, status: $0.state.status.rawValue, reason: $0.memory.reason, lastResult: $0.memory.lastResult)
+        }
+        return try json(DriftView(findings: findings, pairs: pairs))
+    }
+
+    // MARK: Alerts
+    router.get("/v1/alerts") { request, _ -> Response in
+        try await requireOperator(request, collector)
+        let query = request.uri.queryParameters
+        var filter = AlertFilter()
+        if let value = query["status"].map(String.init) {
+            guard let status = Alert.Status(rawValue: value) else {
+                throw APIError(400, "bad_parameter", "status must be firing or resolved", field: "status")
+            }
+            filter.status = status
+        }
+        if let value = query["kind"].map(String.init) {
+            guard let kind = Finding.Kind(rawValue: value) else {
+                throw APIError(
+                    400, "bad_parameter", "kind must be one of \(Finding.Kind.allCases.map(\.rawValue).joined(separator: ", "))", field: "kind")
+            }
+            filter.kind = kind
+        }
+        if let value = query["severity"].map(String.init) {
+            guard let severity = Finding.Severity(rawValue: value) else {
+                throw APIError(400, "bad_parameter", "severity must be info, warning or critical", field: "severity")
+            }
+            filter.severity = severity
+        }
+        filter.component = query["component"].map(String.init)
+        if let value = query["limit"] { filter.limit = min(5_000, max(1, Int(String(value)) ?? 500)) }
+        return try json(["alerts": try await collector.store.alerts(filter)])
+    }
+    router.get("/v1/alerts/:id") { request, context -> Response in
+        try await requireOperator(request, collector)
+        let id = try context.parameters.require("id")
+        guard let alert = try await collector.store.alert(id: id) else { throw APIError(404, "unknown_alert", "no alert \(id)", field: "id") }
+        let events = try await collector.store.alertEvents(id: id).map { EventView(event: $0.event, atMs: $0.atMs) }
+        return try json(AlertDetailView(alert: alert, events: events, explanation: await collector.explanation(for: alert)))
+    }
+    router.post("/v1/alerts/:id/acknowledge") { request, context -> Response in
+        try await requireOperator(request, collector)
+        let id = try context.parameters.require("id")
+        let body = try await request.body.collect(upTo: 64 * 1024)
+        let who = body.readableBytes == 0 ? "operator" : try decodeStrict(AcknowledgeRequest.self, body, name: "acknowledge").by
+        return try json(try await collector.acknowledge(alertId: id, by: who, now: now()))
+    }
+    router.get("/v1/receivers") { request, _ -> Response in
+        try await requireOperator(request, collector)
+        return try json(["receivers": configuration.receivers.map(ReceiverView.init)])
+    }
+    router.get("/v1/deliveries") { request, _ -> Response in
+        try await requireOperator(request, collector)
+        let alert = request.uri.queryParameters["alert"].map(String.init)
+        return try json(["deliveries": try await collector.store.deliveries(alertId: alert, limit: 500)])
+    }
+
+    // MARK: Health and metrics
+    router.get("/healthz") { _, _ -> Response in try json(["status": "ok"]) }
+    router.get("/readyz") { _, _ -> Response in
+        guard await collector.live != nil else { throw APIError(503, "not_ready", "no topology is loaded; PUT /v1/topology or start with --model") }
+        return try json(["status": "ready"])
+    }
+    router.get("/metrics") { _, _ -> Response in
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+    }
+    return router
+}
+
+func wallClockMillisecondsForAPI() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+// MARK: - Helpers
+
+/// Turns every error into `{"error": {"code", "message", "field"}}` with the right status; never a bare 500 page.
+struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return errorResponse(error)
+        } catch let error as HTTPError {
+            let code: String
+            switch error.status {
+            case .contentTooLarge: code = "too_large"
+            case .notFound: code = "not_found"
+            case .methodNotAllowed: code = "method_not_allowed"
+            default: code = "http_\(error.status.code)"
+            }
+            let message =
+                error.status == .contentTooLarge
+                ? "the request body is larger than the collector accepts (limits.maxBodyBytes)"
+                : (error.body ?? (error.status == .notFound ? "no route \(request.method) \(request.uri.path)" : error.status.reasonPhrase))
+            return errorResponse(APIError(Int(error.status.code), code, message))
+        } catch {
+            logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return errorResponse(APIError(500, "internal", "the collector failed to handle the request: \(error)"))
+        }
+    }
+}
+
+func errorResponse(_ error: APIError) -> Response {
+    let body = (try? JSONEncoder.sorted.encode(ErrorBody(code: error.code, message: error.message, field: error.field))) ?? Data()
+    var headers: HTTPFields = [.contentType: "application/json"]
+    if error.status == 401 { headers[.wwwAuthenticate] = "Bearer" }
+    return Response(status: .init(code: error.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+}
+
+func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+    var allHeaders = headers
+    allHeaders[.contentType] = "application/json"
+    return Response(status: status, headers: allHeaders, body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder.sorted.encode(value))))
+}
+
+func bearerToken(_ request: Request) throws -> String {
+    guard let header = request.headers[.authorization], header.hasPrefix("Bearer "), header.count > 7 else {
+        throw APIError(401, "unauthorized", "an Authorization: Bearer token is required")
+    }
+    return String(header.dropFirst(7))
+}
+
+func requireOperator(_ request: Request, _ collector: Collector) async throws {
+    let token = try bearerToken(request)
+    guard await collector.isOperator(token) else { throw APIError(403, "forbidden", "this route needs the operator token") }
+}
+
+/// Decodes a small document strictly: unknown fields and malformed JSON are 400s with the location.
+func decodeStrict<T: Decodable>(_ type: T.Type, _ buffer: ByteBuffer, name: String) throws -> T {
+    let parsed = DocumentParser.parse(String(buffer: buffer), file: name)
+    guard let node = parsed.node else {
+        throw APIError(400, "invalid_json", parsed.diagnostics.map(\.description).joined(separator: "; "))
+    }
+    let decoded = DocumentDecoder.decode(T.self, from: node)
+    let errors = (parsed.diagnostics + decoded.diagnostics).filter { $0.severity == .error }
+    guard let value = decoded.value, errors.isEmpty else {
+        throw APIError(
+            400, errors.first?.code == "unknown-field" ? "unknown_field" : "invalid_document", errors.map(\.description).joined(separator: "; "))
+    }
+    return value
+}
+
+func describe(_ error: DecodingError) -> String {
+    switch error {
+    case .keyNotFound(let key, let context): return "missing field '\(path(context.codingPath + [key]))'"
+    case .typeMismatch(_, let context), .valueNotFound(_, let context):
+        return "wrong type at '\(path(context.codingPath))': \(context.debugDescription)"
+    case .dataCorrupted(let context): return "malformed at '\(path(context.codingPath))': \(context.debugDescription)"
+    @unknown default: return "\(error)"
+    }
+}
+
+func field(of error: DecodingError) -> String? {
+    switch error {
+    case .keyNotFound(let key, let context): return path(context.codingPath + [key])
+    case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context): return path(context.codingPath)
+    @unknown default: return nil
+    }
+}
+
+func path(_ keys: [any CodingKey]) -> String {
+    keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
+}
+
+struct AcknowledgeRequest: Decodable { var by: String }
+
+struct AgentView: Encodable {
+    var agentId: String
+    var instanceId: String
+    var modelInstance: String?
+    var version: String
+    var capabilities: [ProbeKind]
+    var interfaces: [InterfaceInfo]
+    var registeredAtMs: Int64
+    var lastSeenAtMs: Int64
+    var lastSequence: Int64
+    var silentForSeconds: Int64
+
+    init(_ agent: AgentRecord, instance: String?, now: Int64) {
+        agentId = agent.agentId
+        instanceId = agent.registration.identity.instanceId
+        modelInstance = instance
+        version = agent.registration.agentVersion
+        capabilities = agent.registration.capabilities
+        interfaces = agent.registration.identity.interfaces
+        registeredAtMs = agent.registeredAtMs
+        lastSeenAtMs = agent.lastSeenAtMs
+        lastSequence = agent.lastSequence
+        silentForSeconds = max(0, (now - agent.lastSeenAtMs) / 1000)
+    }
+}
+
+struct ValidationView: Encodable {
+    var valid: Bool
+    var errors: Int
+    var warnings: Int
+    var diagnostics: [Item]
+    struct Item: Encodable {
+        var severity: String
+        var code: String
+        var location: String
+        var message: String
+    }
+
+    init(diagnostics: [Diagnostic]) {
+        errors = diagnostics.filter { $0.severity == .error }.count
+        warnings = diagnostics.count - errors
+        valid = errors == 0
+        self.diagnostics = diagnostics.sortedByLocation().map {
+            Item(severity: $0.severity.rawValue, code: $0.code, location: $0.location.description, message: $0.message)
+        }
+    }
+}
+
+struct MatrixView: Encodable {
+    var pairs: [Row]
+    var agreeing: Int
+    var disagreeing: Int
+    var unknown: Int
+    struct Row: Encodable {
+        var pair: String
+        var source: String
+        var target: String
+        var purpose: String
+        var kind: String
+        var port: Int?
+        var expected: String
+        var observed: String
+        var status: String
+        var lastResult: String?
+    }
+
+    init(_ pairs: [(key: String, probe: PlannedProbe, state: PairState?, lastResult: String?)]) {
+        self.pairs = pairs.map { pair in
+            let status = pair.state?.status ?? .unknown
+            let expected = pair.probe.expectReach ? "reach" : "block"
+            let observed: String
+            switch status {
+            case .unknown: observed = "?"
+            case .agreeing: observed = expected
+            case .disagreeing: observed = pair.probe.expectReach ? "block" : "reach"
+            }
+            return Row(
+                pair: pair.key, source: pair.probe.sourceInstance, target: pair.probe.targetName, purpose: pair.probe.purpose.rawValue,
+                kind: pair.probe.kind, port: pair.probe.port ?? pair.probe.evaluatedPort, expected: expected, observed: observed,
+                status: status.rawValue,
+                lastResult: pair.lastResult)
+        }
+        agreeing = self.pairs.filter { $0.status == "agreeing" }.count
+        disagreeing = self.pairs.filter { $0.status == "disagreeing" }.count
+        unknown = self.pairs.count - agreeing - disagreeing
+    }
+}
+
+struct DriftPairView: Encodable {
+    var key: String
+    var probe: PlannedProbe
+    var status: String
+    var reason: String?
+    var lastResult: String?
+}
+
+struct DriftView: Encodable {
+    var findings: [Finding]
+    var pairs: [DriftPairView]
+}
+
+struct EventView: Encodable {
+    var event: String
+    var atMs: Int64
+}
+
+struct AlertDetailView: Encodable {
+    var alert: Alert
+    var events: [EventView]
+    var explanation: Explanation?
+}
+
+struct ReceiverView: Encodable {
+    var name: String
+    var url: String
+    var format: String
+    var signed: Bool
+    var kinds: [String]?
+    var minimumSeverity: String?
+    var repeatIntervalSeconds: Int?
+
+    init(_ receiver: Receiver) {
+        name = receiver.name
+        url = receiver.url
+        format = receiver.format.rawValue
+        signed = receiver.secret != nil
+        kinds = receiver.kinds?.map(\.rawValue)
+        minimumSeverity = receiver.minimumSeverity?.rawValue
+        repeatIntervalSeconds = receiver.repeatIntervalSeconds
+    }
+}
