@@ -122,6 +122,21 @@ public struct Finding: Sendable, Hashable, Codable {
         public var `protocol`: String
     }
 
+    /// Creates a finding.
+    public init(
+        kind: Kind, severity: Severity, component: String, componentType: String, summary: String, pairs: [String], evidence: [String],
+        flow: Flow? = nil
+    ) {
+        self.kind = kind
+        self.severity = severity
+        self.component = component
+        self.componentType = componentType
+        self.summary = summary
+        self.pairs = pairs
+        self.evidence = evidence
+        self.flow = flow
+    }
+
     /// Stable across evaluations and restarts: kind and component.
     public var fingerprint: String { hexString(SHA256.hash(Array("\(kind.rawValue)|\(component)".utf8)).prefix(8)) }
 }

@@ -73,6 +73,36 @@ public struct PlannedProbe: Sendable, Codable, Hashable {
     /// The protocol and port the engine evaluated.
     public var evaluatedProtocol: String
     public var evaluatedPort: Int
+
+    /// Creates a probe.
+    public init(
+        id: String, purpose: Purpose, kind: String, target: String, port: Int? = nil, expectReach: Bool, expectedInstance: String? = nil,
+        expectedInterface: String? = nil, expectedEgressIP: String? = nil, sourceAgent: String, sourceInstance: String, sourceSubnet: String,
+        targetName: String, targetInstance: String? = nil, nat: String? = nil, interface: String? = nil, components: [String],
+        blockingComponent: String? = nil, intent: String? = nil, evaluatedProtocol: String, evaluatedPort: Int
+    ) {
+        self.id = id
+        self.purpose = purpose
+        self.kind = kind
+        self.target = target
+        self.port = port
+        self.expectReach = expectReach
+        self.expectedInstance = expectedInstance
+        self.expectedInterface = expectedInterface
+        self.expectedEgressIP = expectedEgressIP
+        self.sourceAgent = sourceAgent
+        self.sourceInstance = sourceInstance
+        self.sourceSubnet = sourceSubnet
+        self.targetName = targetName
+        self.targetInstance = targetInstance
+        self.nat = nat
+        self.interface = interface
+        self.components = components
+        self.blockingComponent = blockingComponent
+        self.intent = intent
+        self.evaluatedProtocol = evaluatedProtocol
+        self.evaluatedPort = evaluatedPort
+    }
 }
 
 /// How much the planner may ask of each agent.

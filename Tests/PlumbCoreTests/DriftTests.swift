@@ -1,0 +1,201 @@
+import PlumbCore
+import Testing
+
+@Suite("drift: pair states, correlation, alert lifecycle, SHA-256")
+struct DriftTests {
+    @Test("SHA-256 and HMAC-SHA256 match the published test vectors")
+    func sha256() {
+        #expect(hexString(SHA256.hash(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(hexString(SHA256.hash([UInt8]())) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        let long = Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)
+        #expect(hexString(SHA256.hash(long)) == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        // RFC 4231 test cases 1 and 2.
+        #expect(
+            hexString(SHA256.hmac(key: [UInt8](repeating: 0x0b, count: 20), message: Array("Hi There".utf8)))
+                == "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
+        #expect(
+            hexString(SHA256.hmac(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8)))
+                == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        // RFC 4231 case 6: a key longer than the block.
+        #expect(
+            hexString(SHA256.hmac(key: [UInt8](repeating: 0xaa, count: 131), message: Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8)))
+                == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
+        #expect(constantTimeEqual([1, 2, 3], [1, 2, 3]) && !constantTimeEqual([1, 2, 3], [1, 2, 4]) && !constantTimeEqual([1], [1, 2]))
+    }
+
+    /// Feeds a sequence of results (true = disagrees) and returns the transitions after each.
+    func run(_ sequence: [Bool], _ hysteresis: Hysteresis = Hysteresis()) -> (PairState, [[PairState.Transition]]) {
+        var state = PairState()
+        var out: [[PairState.Transition]] = []
+        for (index, disagrees) in sequence.enumerated() {
+            out.append(state.observe(disagrees: disagrees, rttMs: nil, at: Int64(index), hysteresis: hysteresis))
+        }
+        return (state, out)
+    }
+
+    @Test(
+        "hysteresis: down after 3 disagreements of the last 5, up after 2 agreements in a row",
+        arguments: [
+            // (results, final status, index of the transition to disagreeing or nil)
+            ([false, false, true, true, false, true], PairState.Status.disagreeing, 5 as Int?),
+            ([true, true, false, false, true], .disagreeing, 4),
+            ([true, true, false, false, false, true], .agreeing, nil),
+            ([true, false, true, false, false, false, true, false, true], .agreeing, nil),
+            ([true, true, true], .disagreeing, 2),
+        ])
+    func hysteresis(results: [Bool], status: PairState.Status, downAt: Int?) {
+        let (state, transitions) = run(results)
+        #expect(state.status == status)
+        #expect(transitions.firstIndex { $0.contains(.disagreeing) } == downAt)
+    }
+
+    @Test("recovery needs m agreements in a row, and a single flap does not take it down again")
+    func recovery() {
+        let (state, transitions) = run([true, true, true, false, true, false, false, true, false])
+        #expect(transitions[2] == [.disagreeing])
+        #expect(transitions[6] == [.agreeing])
+        #expect(transitions.flatMap { $0 }.filter { $0 == .disagreeing }.count == 1)
+        #expect(state.status == .agreeing)
+    }
+
+    @Test("latency: a learned baseline, then three slow results of five regress and two normal ones recover")
+    func latency() {
+        var state = PairState()
+        let hysteresis = Hysteresis()
+        var transitions: [PairState.Transition] = []
+        for index in 0..<25 { transitions += state.observe(disagrees: false, rttMs: 0.5, at: Int64(index), hysteresis: hysteresis) }
+        #expect(transitions.isEmpty)
+        for index in 25..<28 { transitions += state.observe(disagrees: false, rttMs: 20, at: Int64(index), hysteresis: hysteresis) }
+        #expect(transitions == [.latencyRegressed])
+        for index in 28..<30 { transitions += state.observe(disagrees: false, rttMs: 0.6, at: Int64(index), hysteresis: hysteresis) }
+        #expect(transitions == [.latencyRegressed, .latencyRecovered])
+    }
+
+    func probe(
+        _ id: String, agent: String, subnet: String, target: String, components: [String], reach: Bool = true, purpose: PlannedProbe.Purpose = .crossSubnet,
+        blocking: String? = nil, intent: String? = nil
+    ) -> PlannedProbe {
+        PlannedProbe(
+            id: id, purpose: purpose, kind: "udp-echo", target: "10.0.0.1", port: 7471, expectReach: reach, sourceAgent: agent, sourceInstance: agent,
+            sourceSubnet: subnet, targetName: target, targetInstance: target, components: components, blockingComponent: blocking, intent: intent,
+            evaluatedProtocol: "tcp", evaluatedPort: 443)
+    }
+
+    func view(_ probe: PlannedProbe, _ status: PairState.Status, _ reason: Disagreement? = nil) -> PairView {
+        var state = PairState()
+        state.status = status
+        return PairView(key: "\(probe.sourceAgent)/\(probe.id)", probe: probe, state: state, reason: reason)
+    }
+
+    /// The seed architecture in small: app and data subnets egress through the NAT; app → data direct.
+    var pairs: [PlannedProbe] {
+        [
+            probe("s3", agent: "app-1", subnet: "app", target: "s3", components: ["network-acl:acl-app/egress/tcp/443", "route-table:rtb-private", "nat-instance:nat", "endpoint:s3"]),
+            probe("s3", agent: "app-2", subnet: "app", target: "s3", components: ["network-acl:acl-app/egress/tcp/443", "route-table:rtb-private", "nat-instance:nat", "endpoint:s3"]),
+            probe("s3", agent: "db-1", subnet: "data", target: "s3", components: ["network-acl:acl-data/egress/tcp/443", "route-table:rtb-private", "nat-instance:nat", "endpoint:s3"]),
+            probe("db", agent: "app-1", subnet: "app", target: "db-1", components: ["network-acl:acl-app/egress/udp/7471", "route-table:rtb-private", "instance:db-1"]),
+            probe("db", agent: "app-2", subnet: "app", target: "db-1", components: ["network-acl:acl-app/egress/udp/7471", "route-table:rtb-private", "instance:db-1"]),
+            probe("app", agent: "db-1", subnet: "data", target: "app-1", components: ["network-acl:acl-data/egress/udp/7471", "route-table:rtb-private", "instance:app-1"]),
+        ]
+    }
+
+    @Test("a failed NAT, a dead host and a NACL change blame three different components")
+    func blame() {
+        let correlator = Correlator()
+        let agents = ["app-1", "app-2", "db-1"].map { AgentActivity(agentId: $0, instance: $0, subnet: $0.hasPrefix("app") ? "app" : "data", lastSeenMs: 1_000) }
+        let all = pairs
+
+        // NAT: every egress fails from both subnets; direct flows work.
+        let nat = correlator.findings(
+            pairs: all.map { view($0, $0.id == "s3" ? .disagreeing : .agreeing, $0.id == "s3" ? .blocked : nil) }, agents: agents, placements: [], now: 2_000)
+        #expect(nat.map(\.kind) == [.natFailure])
+        #expect(nat.first?.component == "nat")
+        #expect(nat.first?.pairs.count == 3)
+        #expect(nat.first?.evidence.first == "affected subnets: app, data")
+
+        // A dead host: only the flows to db-1 fail; its agent is still reporting (the process, not the host, answers).
+        let host = correlator.findings(
+            pairs: all.map { view($0, $0.targetName == "db-1" ? .disagreeing : .agreeing, $0.targetName == "db-1" ? .blocked : nil) }, agents: agents,
+            placements: [], now: 2_000)
+        #expect(host.map(\.kind) == [.unexpectedBlock])
+        #expect(host.first?.component == "db-1")
+        #expect(host.first?.componentType == "instance")
+
+        // A NACL: egress 443 denied for the app subnet only; the data subnet still egresses through the same NAT.
+        let acl = correlator.findings(
+            pairs: all.map {
+                let failing = $0.id == "s3" && $0.sourceSubnet == "app"
+                return view($0, failing ? .disagreeing : .agreeing, failing ? .blocked : nil)
+            }, agents: agents, placements: [], now: 2_000)
+        #expect(acl.map(\.kind) == [.unexpectedBlock])
+        #expect(acl.first?.component == "acl-app")
+        #expect(acl.first?.componentType == "network-acl")
+    }
+
+    @Test("exposure names the flow, the component that should block it and the intent")
+    func exposure() {
+        let deny = probe(
+            "deny:db-1:22", agent: "web-1", subnet: "web", target: "db-1", components: [], reach: false, purpose: .expectedDeny,
+            blocking: "security-group:sg-db", intent: "only the bastion reaches ssh")
+        let findings = Correlator().findings(pairs: [view(deny, .disagreeing, .reached)], agents: [], placements: [], now: 0)
+        #expect(findings.map(\.kind) == [.unexpectedReachability])
+        #expect(findings.first?.component == "sg-db")
+        #expect(findings.first?.summary.contains("web-1 → db-1:443") == true)
+        #expect(findings.first?.summary.contains("'only the bastion reaches ssh'") == true)
+    }
+
+    @Test("one silent agent is agent_silent; a whole silent subnet is one subnet_silent, not one alert per agent")
+    func silence() {
+        let correlator = Correlator(silenceMs: 10_000)
+        let agents = [
+            AgentActivity(agentId: "a1", instance: "a1", subnet: "app", lastSeenMs: 0), AgentActivity(agentId: "a2", instance: "a2", subnet: "app", lastSeenMs: 0),
+            AgentActivity(agentId: "d1", instance: "d1", subnet: "data", lastSeenMs: 0), AgentActivity(agentId: "d2", instance: "d2", subnet: "data", lastSeenMs: 19_000),
+        ]
+        let findings = correlator.findings(pairs: [], agents: agents, placements: [], now: 20_000)
+        #expect(findings.map(\.kind).sorted { $0.rawValue < $1.rawValue } == [.agentSilent, .subnetSilent])
+        #expect(findings.first { $0.kind == .subnetSilent }?.component == "app")
+        #expect(findings.first { $0.kind == .agentSilent }?.component == "d1")
+    }
+
+    @Test("an ENI answered by another instance, or reported by another agent, is one eni_moved naming both instances")
+    func eniMoved() {
+        var static1 = probe("eni:eni-zk", agent: "app-1", subnet: "app", target: "eni-zk", components: [], purpose: .staticENI)
+        static1.interface = "eni-zk"
+        static1.expectedInstance = "zk-1"
+        var pair = view(static1, .disagreeing, .identity)
+        pair.observedInstance = "zk-2"
+        let findings = Correlator().findings(
+            pairs: [pair], agents: [], placements: [InterfacePlacementDrift(interface: "eni-zk", expectedInstance: "zk-1", observedInstance: "zk-2", agentId: "zk-2")],
+            now: 0)
+        #expect(findings.count == 1)
+        #expect(findings.first?.kind == .eniMoved)
+        #expect(findings.first?.summary == "eni-zk belongs to zk-1 in the model but is attached to zk-2")
+    }
+
+    @Test("alerts fire once per episode, update without re-firing, resolve, and fire anew with a new id")
+    func alertBook() {
+        var book = AlertBook()
+        let finding = Finding(kind: .natFailure, severity: .critical, component: "nat", componentType: "nat-instance", summary: "s", pairs: ["a"], evidence: ["e1"])
+        guard case .fired(let first) = book.reconcile([finding], now: 10).first else {
+            Issue.record("expected a firing alert")
+            return
+        }
+        #expect(book.reconcile([finding], now: 20).isEmpty)
+        var more = finding
+        more.evidence = ["e1", "e2"]
+        #expect(book.reconcile([more], now: 30).count == 1)
+        guard case .resolved(let resolved) = book.reconcile([], now: 40).first else {
+            Issue.record("expected a resolution")
+            return
+        }
+        #expect(resolved.id == first.id && resolved.endsAtMs == 40 && resolved.status == .resolved)
+        guard case .fired(let again) = book.reconcile([finding], now: 50).first else {
+            Issue.record("expected a new episode")
+            return
+        }
+        #expect(again.fingerprint == first.fingerprint && again.id != first.id)
+        // After a restart the book is rebuilt from the store: nothing fires twice.
+        var restarted = AlertBook(open: [again])
+        #expect(restarted.reconcile([finding], now: 60).isEmpty)
+    }
+}
