@@ -144,8 +144,10 @@ let package = Package(
         .testTarget(
             name: "PlumbCollectorTests",
             dependencies: [
-                "PlumbCollector", "PlumbStore", "PlumbCore", "PlumbWire", "PlumbFakes", "PlumbProbes",
+                "PlumbCollector", "PlumbStore", "PlumbCore", "PlumbWire", "PlumbFakes", "PlumbProbes", "PlumbModelIO",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -203,7 +203,9 @@ public struct PlanGenerator: Sendable {
                 PlannedProbe(
                     id: "\(isEcho ? "egress" : "endpoint"):\(endpoint.id)", purpose: isEcho ? .natEgress : .endpoint, kind: kind, target: url,
                     port: nil,
-                    expectReach: true, expectedEgressIP: isEcho ? natInfo?.egressAddress?.description : nil, sourceAgent: agent.agentId,
+                    expectReach: true,
+                    expectedEgressIP: isEcho ? (natInfo?.egressAddress ?? network.interfaces[sourceInterface].publicIp)?.description : nil,
+                    sourceAgent: agent.agentId,
                     sourceInstance: network.instances[agent.instance].id, sourceSubnet: network.subnets[subnet].id, targetName: endpoint.id, nat: nat,
                     components: components + ["subnet:\(network.subnets[subnet].id)", "endpoint:\(endpoint.id)"], evaluatedProtocol: "tcp",
                     evaluatedPort: port))
