@@ -221,6 +221,8 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             return errorResponse(error)
+        } catch is NIOTooManyBytesError {
+            return errorResponse(APIError(413, "too_large", "the request body is larger than the collector accepts (limits.maxBodyBytes)"))
         } catch let error as HTTPError {
             let code: String
             switch error.status {

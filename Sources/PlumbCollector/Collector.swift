@@ -274,7 +274,8 @@ public actor Collector {
         guard report.sequence >= 1 else { throw APIError(422, "invalid_sequence", "sequence numbers start at 1", field: "sequence") }
         let outcome = try await store.ingest(report, receivedAt: now)
         agents[agentId]?.lastSeenAtMs = now
-        agents[agentId]?.lastSequence = max(agents[agentId]?.lastSequence ?? 0, report.sequence)
+        let lastSequence = max(agents[agentId]?.lastSequence ?? 0, report.sequence)
+        agents[agentId]?.lastSequence = lastSequence
         guard outcome == .stored else {
             metrics.duplicates.increment()
             return ReportAcknowledgement(sequence: report.sequence, stored: false)

@@ -19,7 +19,7 @@ public struct Receiver: Sendable, Hashable, Codable {
     /// Where to POST.
     public var url: String
     public var format: Format
-    /// The HMAC-SHA256 key for the `Plumb-Signature` header (not sent to Slack or Alertmanager? It is sent to all).
+    /// The HMAC-SHA256 key for the `Plumb-Signature` header; without it deliveries are not signed.
     public var secret: String?
     /// Only these kinds (all when absent).
     public var kinds: [Finding.Kind]?
@@ -29,6 +29,22 @@ public struct Receiver: Sendable, Hashable, Codable {
     public var repeatIntervalSeconds: Int?
     /// Give up on a delivery after this many seconds (default one day).
     public var maxAgeSeconds: Int?
+
+    /// Creates a receiver.
+    public init(
+        name: String, url: String, format: Format = .plumb, secret: String? = nil, kinds: [Finding.Kind]? = nil,
+        minimumSeverity: Finding.Severity? = nil,
+        repeatIntervalSeconds: Int? = nil, maxAgeSeconds: Int? = nil
+    ) {
+        self.name = name
+        self.url = url
+        self.format = format
+        self.secret = secret
+        self.kinds = kinds
+        self.minimumSeverity = minimumSeverity
+        self.repeatIntervalSeconds = repeatIntervalSeconds
+        self.maxAgeSeconds = maxAgeSeconds
+    }
 
     /// Whether an alert goes to this receiver.
     public func accepts(_ alert: Alert) -> Bool {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import PlumbCore
 import PlumbWire
 import SQLiteNIO
@@ -41,8 +42,19 @@ public actor SQLiteStore: Store {
         self.connection = connection
     }
 
+    private var closed = false
+
     /// Closes the connection.
-    public func close() async throws { try await connection.close() }
+    public func close() async throws {
+        guard !closed else { return }
+        closed = true
+        try await connection.close()
+    }
+
+    deinit {
+        // A store dropped without close() still closes its file (sqlite-nio asserts on an open handle).
+        if !closed { _ = connection.close() as EventLoopFuture<Void> }
+    }
 
     static let migrations: [String] = [
         """

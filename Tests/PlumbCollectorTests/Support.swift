@@ -67,7 +67,9 @@ func result(for probe: ProbeSpec, agrees: Bool, at: Int64, egressIP: String? = n
     case .reach: outcome = agrees ? .ok : .timeout
     case .block: outcome = agrees ? .timeout : .refused
     }
-    var result = ProbeResult(probeId: probe.id, kind: probe.kind, target: probe.target, port: probe.port, startedAtMs: at, outcome: outcome, expected: probe.expect.verdict)
+    var result = ProbeResult(
+        probeId: probe.id, kind: probe.kind, target: probe.target, port: probe.port, startedAtMs: at, outcome: outcome, expected: probe.expect.verdict
+    )
     if outcome == .ok {
         if let expected = probe.expect.egressIP {
             result.egressIP = egressIP ?? expected
@@ -76,7 +78,9 @@ func result(for probe: ProbeSpec, agrees: Bool, at: Int64, egressIP: String? = n
         if let identity = probe.expect.identity {
             let answered = instance ?? identity.instanceId ?? "?"
             result.identity = ResponderIdentity(agentId: answered, instanceId: answered, mac: "", address: probe.target)
-            if answered != identity.instanceId { result.checkFailures = ["identity: expected instance \(identity.instanceId ?? ""), the responder answered as \(answered)"] }
+            if answered != identity.instanceId {
+                result.checkFailures = ["identity: expected instance \(identity.instanceId ?? ""), the responder answered as \(answered)"]
+            }
         }
     }
     return result

@@ -18,7 +18,8 @@ struct DriftTests {
                 == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
         // RFC 4231 case 6: a key longer than the block.
         #expect(
-            hexString(SHA256.hmac(key: [UInt8](repeating: 0xaa, count: 131), message: Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8)))
+            hexString(
+                SHA256.hmac(key: [UInt8](repeating: 0xaa, count: 131), message: Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8)))
                 == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
         #expect(constantTimeEqual([1, 2, 3], [1, 2, 3]) && !constantTimeEqual([1, 2, 3], [1, 2, 4]) && !constantTimeEqual([1], [1, 2]))
     }
@@ -72,7 +73,8 @@ struct DriftTests {
     }
 
     func probe(
-        _ id: String, agent: String, subnet: String, target: String, components: [String], reach: Bool = true, purpose: PlannedProbe.Purpose = .crossSubnet,
+        _ id: String, agent: String, subnet: String, target: String, components: [String], reach: Bool = true,
+        purpose: PlannedProbe.Purpose = .crossSubnet,
         blocking: String? = nil, intent: String? = nil
     ) -> PlannedProbe {
         PlannedProbe(
@@ -90,24 +92,39 @@ struct DriftTests {
     /// The seed architecture in small: app and data subnets egress through the NAT; app → data direct.
     var pairs: [PlannedProbe] {
         [
-            probe("s3", agent: "app-1", subnet: "app", target: "s3", components: ["network-acl:acl-app/egress/tcp/443", "route-table:rtb-private", "nat-instance:nat", "endpoint:s3"]),
-            probe("s3", agent: "app-2", subnet: "app", target: "s3", components: ["network-acl:acl-app/egress/tcp/443", "route-table:rtb-private", "nat-instance:nat", "endpoint:s3"]),
-            probe("s3", agent: "db-1", subnet: "data", target: "s3", components: ["network-acl:acl-data/egress/tcp/443", "route-table:rtb-private", "nat-instance:nat", "endpoint:s3"]),
-            probe("db", agent: "app-1", subnet: "app", target: "db-1", components: ["network-acl:acl-app/egress/udp/7471", "route-table:rtb-private", "instance:db-1"]),
-            probe("db", agent: "app-2", subnet: "app", target: "db-1", components: ["network-acl:acl-app/egress/udp/7471", "route-table:rtb-private", "instance:db-1"]),
-            probe("app", agent: "db-1", subnet: "data", target: "app-1", components: ["network-acl:acl-data/egress/udp/7471", "route-table:rtb-private", "instance:app-1"]),
+            probe(
+                "s3", agent: "app-1", subnet: "app", target: "s3",
+                components: ["network-acl:acl-app/egress/tcp/443", "route-table:rtb-private", "nat-instance:nat", "endpoint:s3"]),
+            probe(
+                "s3", agent: "app-2", subnet: "app", target: "s3",
+                components: ["network-acl:acl-app/egress/tcp/443", "route-table:rtb-private", "nat-instance:nat", "endpoint:s3"]),
+            probe(
+                "s3", agent: "db-1", subnet: "data", target: "s3",
+                components: ["network-acl:acl-data/egress/tcp/443", "route-table:rtb-private", "nat-instance:nat", "endpoint:s3"]),
+            probe(
+                "db", agent: "app-1", subnet: "app", target: "db-1",
+                components: ["network-acl:acl-app/egress/udp/7471", "route-table:rtb-private", "instance:db-1"]),
+            probe(
+                "db", agent: "app-2", subnet: "app", target: "db-1",
+                components: ["network-acl:acl-app/egress/udp/7471", "route-table:rtb-private", "instance:db-1"]),
+            probe(
+                "app", agent: "db-1", subnet: "data", target: "app-1",
+                components: ["network-acl:acl-data/egress/udp/7471", "route-table:rtb-private", "instance:app-1"]),
         ]
     }
 
     @Test("a failed NAT, a dead host and a NACL change blame three different components")
     func blame() {
         let correlator = Correlator()
-        let agents = ["app-1", "app-2", "db-1"].map { AgentActivity(agentId: $0, instance: $0, subnet: $0.hasPrefix("app") ? "app" : "data", lastSeenMs: 1_000) }
+        let agents = ["app-1", "app-2", "db-1"].map {
+            AgentActivity(agentId: $0, instance: $0, subnet: $0.hasPrefix("app") ? "app" : "data", lastSeenMs: 1_000)
+        }
         let all = pairs
 
         // NAT: every egress fails from both subnets; direct flows work.
         let nat = correlator.findings(
-            pairs: all.map { view($0, $0.id == "s3" ? .disagreeing : .agreeing, $0.id == "s3" ? .blocked : nil) }, agents: agents, placements: [], now: 2_000)
+            pairs: all.map { view($0, $0.id == "s3" ? .disagreeing : .agreeing, $0.id == "s3" ? .blocked : nil) }, agents: agents, placements: [],
+            now: 2_000)
         #expect(nat.map(\.kind) == [.natFailure])
         #expect(nat.first?.component == "nat")
         #expect(nat.first?.pairs.count == 3)
@@ -148,8 +165,10 @@ struct DriftTests {
     func silence() {
         let correlator = Correlator(silenceMs: 10_000)
         let agents = [
-            AgentActivity(agentId: "a1", instance: "a1", subnet: "app", lastSeenMs: 0), AgentActivity(agentId: "a2", instance: "a2", subnet: "app", lastSeenMs: 0),
-            AgentActivity(agentId: "d1", instance: "d1", subnet: "data", lastSeenMs: 0), AgentActivity(agentId: "d2", instance: "d2", subnet: "data", lastSeenMs: 19_000),
+            AgentActivity(agentId: "a1", instance: "a1", subnet: "app", lastSeenMs: 0),
+            AgentActivity(agentId: "a2", instance: "a2", subnet: "app", lastSeenMs: 0),
+            AgentActivity(agentId: "d1", instance: "d1", subnet: "data", lastSeenMs: 0),
+            AgentActivity(agentId: "d2", instance: "d2", subnet: "data", lastSeenMs: 19_000),
         ]
         let findings = correlator.findings(pairs: [], agents: agents, placements: [], now: 20_000)
         #expect(findings.map(\.kind).sorted { $0.rawValue < $1.rawValue } == [.agentSilent, .subnetSilent])
@@ -165,7 +184,8 @@ struct DriftTests {
         var pair = view(static1, .disagreeing, .identity)
         pair.observedInstance = "zk-2"
         let findings = Correlator().findings(
-            pairs: [pair], agents: [], placements: [InterfacePlacementDrift(interface: "eni-zk", expectedInstance: "zk-1", observedInstance: "zk-2", agentId: "zk-2")],
+            pairs: [pair], agents: [],
+            placements: [InterfacePlacementDrift(interface: "eni-zk", expectedInstance: "zk-1", observedInstance: "zk-2", agentId: "zk-2")],
             now: 0)
         #expect(findings.count == 1)
         #expect(findings.first?.kind == .eniMoved)
@@ -175,7 +195,8 @@ struct DriftTests {
     @Test("alerts fire once per episode, update without re-firing, resolve, and fire anew with a new id")
     func alertBook() {
         var book = AlertBook()
-        let finding = Finding(kind: .natFailure, severity: .critical, component: "nat", componentType: "nat-instance", summary: "s", pairs: ["a"], evidence: ["e1"])
+        let finding = Finding(
+            kind: .natFailure, severity: .critical, component: "nat", componentType: "nat-instance", summary: "s", pairs: ["a"], evidence: ["e1"])
         guard case .fired(let first) = book.reconcile([finding], now: 10).first else {
             Issue.record("expected a firing alert")
             return

@@ -281,7 +281,7 @@ public struct Correlator: Sendable {
     }
 
     private func egress(_ pairs: [PairView]) -> [Finding] {
-        Dictionary(grouping: pairs, by: { $0.probe.nat ?? "unknown-nat" }).sorted { $0.key < $1.key }.map { nat, group in
+        Dictionary(grouping: pairs, by: { $0.probe.nat ?? $0.probe.sourceInstance }).sorted { $0.key < $1.key }.map { nat, group in
             let seen = Set(group.compactMap(\.observedEgressIP)).sorted().joined(separator: ", ")
             let expected = group.first?.probe.expectedEgressIP ?? "?"
             return Finding(

@@ -193,9 +193,12 @@ public struct PlanGenerator: Sendable {
             guard verdict == .allowed else { continue }
             _ = blocker
             let components = pathComponents(from: source, to: destination, port: port, proto: .tcp)
-            let nat = components.first { $0.hasPrefix("nat-gateway:") || $0.hasPrefix("nat-instance:") }.map {
-                String($0.split(separator: ":", maxSplits: 1)[1])
-            }
+            // The NAT on the path; for the NAT instance itself, its own NAT (it leaves with the same Elastic IP).
+            let ownNAT = network.nats.first { info in info.interface.map { network.instances[agent.instance].interfaces.contains($0) } ?? false }?.id
+            let nat =
+                components.first { $0.hasPrefix("nat-gateway:") || $0.hasPrefix("nat-instance:") }.map {
+                    String($0.split(separator: ":", maxSplits: 1)[1])
+                } ?? ownNAT
             let natInfo = nat.flatMap { id in network.nats.first { $0.id == id } }
             let url = endpoint.url ?? "http://\(address):\(port)/"
             let kind = url.hasPrefix("https://") ? "https" : "http"
