@@ -92,7 +92,7 @@ let package = Package(
         .executableTarget(
             name: "plumb-collector",
             dependencies: [
-                "PlumbCollector", "PlumbStore",
+                "PlumbCollector", "PlumbStore", "PlumbAgent", "PlumbFakes", "PlumbProbes", "PlumbWire", "PlumbCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

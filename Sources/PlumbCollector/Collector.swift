@@ -419,7 +419,22 @@ public actor Collector {
                     addresses: interfaces.map { $0.privateIPv4s.compactMap(IPv4Address.init) })
             }
         }
-        return Correlator(silenceMs: Int64(configuration.silenceSeconds * 1000)).findings(pairs: views, agents: activity, placements: drift, now: now)
+        var findings = Correlator(silenceMs: Int64(configuration.silenceSeconds * 1000)).findings(
+            pairs: views, agents: activity, placements: drift, now: now)
+        // An alert stays up while its pairs still disagree and no other finding explains them: a repair shows up on
+        // one pair before the others, and that must not resolve the alert early.
+        let explained = Set(findings.flatMap(\.pairs))
+        let current = Set(findings.map(\.fingerprint))
+        for alert in book.open.values where !current.contains(alert.fingerprint) && !alert.pairs.isEmpty {
+            let still = alert.pairs.filter { pairs[$0]?.status == .disagreeing && !explained.contains($0) }
+            guard !still.isEmpty else { continue }
+            findings.append(
+                Finding(
+                    kind: alert.kind, severity: alert.severity, component: alert.component, componentType: alert.componentType,
+                    summary: alert.summary,
+                    pairs: alert.pairs, evidence: alert.evidence, flow: alert.flow))
+        }
+        return findings
     }
 
     /// Pairs that disagree with the model now, with their probes.

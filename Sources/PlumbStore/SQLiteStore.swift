@@ -43,6 +43,23 @@ public actor SQLiteStore: Store {
     }
 
     private var closed = false
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    /// Runs `body` alone: the actor is reentrant at every `await`, and SQLite transactions on one connection must not
+    /// interleave, so every public operation takes this FIFO lock.
+    @discardableResult
+    private func exclusive<T>(_ body: () async throws -> T) async throws -> T {
+        if busy {
+            await withCheckedContinuation { waiting.append($0) }  // ownership is handed over by the releaser
+        } else {
+            busy = true
+        }
+        defer {
+            if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
+        }
+        return try await body()
+    }
 
     /// Closes the connection.
     public func close() async throws {
@@ -93,15 +110,17 @@ public actor SQLiteStore: Store {
     ]
 
     public func migrate() async throws {
-        _ = try await run("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        let current = try await run("SELECT MAX(version) AS v FROM schema_version").first?.column("v")?.integer ?? 0
-        for (index, migration) in Self.migrations.enumerated() where index + 1 > current {
-            try await transaction {
-                for statement in migration.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }) where !statement.isEmpty
-                {
-                    _ = try await self.run(statement)
+        try await exclusive {
+            _ = try await run("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            let current = try await run("SELECT MAX(version) AS v FROM schema_version").first?.column("v")?.integer ?? 0
+            for (index, migration) in Self.migrations.enumerated() where index + 1 > current {
+                try await transaction {
+                    for statement in migration.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) })
+                    where !statement.isEmpty {
+                        _ = try await self.run(statement)
+                    }
+                    _ = try await self.run("INSERT INTO schema_version (version) VALUES (?)", [.integer(index + 1)])
                 }
-                _ = try await self.run("INSERT INTO schema_version (version) VALUES (?)", [.integer(index + 1)])
             }
         }
     }
@@ -139,24 +158,30 @@ public actor SQLiteStore: Store {
     // MARK: - Agents
 
     public func saveAgent(_ agent: AgentRecord) async throws {
-        try await run(
-            """
-            INSERT INTO agents (agent_id, token_hash, registration, registered_at, last_seen_at, last_sequence) VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT (agent_id) DO UPDATE SET token_hash = excluded.token_hash, registration = excluded.registration,
-            last_seen_at = excluded.last_seen_at
-            """,
-            [
-                .text(agent.agentId), .text(agent.tokenHash), .text(try json(agent.registration)), .integer(Int(agent.registeredAtMs)),
-                .integer(Int(agent.lastSeenAtMs)), .integer(Int(agent.lastSequence)),
-            ])
+        try await exclusive {
+            try await run(
+                """
+                INSERT INTO agents (agent_id, token_hash, registration, registered_at, last_seen_at, last_sequence) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (agent_id) DO UPDATE SET token_hash = excluded.token_hash, registration = excluded.registration,
+                last_seen_at = excluded.last_seen_at
+                """,
+                [
+                    .text(agent.agentId), .text(agent.tokenHash), .text(try json(agent.registration)), .integer(Int(agent.registeredAtMs)),
+                    .integer(Int(agent.lastSeenAtMs)), .integer(Int(agent.lastSequence)),
+                ])
+        }
     }
 
     public func agent(id: String) async throws -> AgentRecord? {
-        try await run("SELECT * FROM agents WHERE agent_id = ?", [.text(id)]).compactMap(agentRecord).first
+        try await exclusive {
+            try await run("SELECT * FROM agents WHERE agent_id = ?", [.text(id)]).compactMap(agentRecord).first
+        }
     }
 
     public func agents() async throws -> [AgentRecord] {
-        try await run("SELECT * FROM agents ORDER BY agent_id").compactMap(agentRecord)
+        try await exclusive {
+            try await run("SELECT * FROM agents ORDER BY agent_id").compactMap(agentRecord)
+        }
     }
 
     private func agentRecord(_ row: SQLiteRow) -> AgentRecord? {
@@ -172,25 +197,34 @@ public actor SQLiteStore: Store {
     // MARK: - Topology and plans
 
     public func saveTopology(document: String, format: String, author: String, comment: String?, at: Int64) async throws -> Int {
-        try await transaction {
-            try await run(
-                "INSERT INTO topology_versions (document, format, author, comment, created_at) VALUES (?, ?, ?, ?, ?)",
-                [.text(document), .text(format), .text(author), comment.map { .text($0) } ?? .null, .integer(Int(at))])
-            return Int(try await run("SELECT last_insert_rowid() AS id").first?.column("id")?.integer ?? 0)
+        try await exclusive {
+            try await transaction {
+                try await run(
+                    "INSERT INTO topology_versions (document, format, author, comment, created_at) VALUES (?, ?, ?, ?, ?)",
+                    [.text(document), .text(format), .text(author), comment.map { .text($0) } ?? .null, .integer(Int(at))])
+                return Int(try await run("SELECT last_insert_rowid() AS id").first?.column("id")?.integer ?? 0)
+            }
         }
     }
 
     public func latestTopology() async throws -> TopologyVersion? {
-        try await run("SELECT * FROM topology_versions ORDER BY version DESC LIMIT 1").map { topologyVersion($0, withDocument: true) }.first
+        try await exclusive {
+            try await run("SELECT * FROM topology_versions ORDER BY version DESC LIMIT 1").map { topologyVersion($0, withDocument: true) }.first
+        }
     }
 
     public func topology(version: Int) async throws -> TopologyVersion? {
-        try await run("SELECT * FROM topology_versions WHERE version = ?", [.integer(version)]).map { topologyVersion($0, withDocument: true) }.first
+        try await exclusive {
+            try await run("SELECT * FROM topology_versions WHERE version = ?", [.integer(version)]).map { topologyVersion($0, withDocument: true) }
+                .first
+        }
     }
 
     public func topologyVersions() async throws -> [TopologyVersion] {
-        try await run("SELECT version, format, author, comment, created_at FROM topology_versions ORDER BY version DESC").map {
-            topologyVersion($0, withDocument: false)
+        try await exclusive {
+            try await run("SELECT version, format, author, comment, created_at FROM topology_versions ORDER BY version DESC").map {
+                topologyVersion($0, withDocument: false)
+            }
         }
     }
 
@@ -202,252 +236,288 @@ public actor SQLiteStore: Store {
     }
 
     public func savePlan(agentId: String, etag: String, body: String, at: Int64) async throws {
-        try await run(
-            "INSERT INTO plans (agent_id, etag, body, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET etag = excluded.etag, body = excluded.body, created_at = excluded.created_at",
-            [.text(agentId), .text(etag), .text(body), .integer(Int(at))])
+        try await exclusive {
+            try await run(
+                "INSERT INTO plans (agent_id, etag, body, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET etag = excluded.etag, body = excluded.body, created_at = excluded.created_at",
+                [.text(agentId), .text(etag), .text(body), .integer(Int(at))])
+        }
     }
 
     public func plan(agentId: String) async throws -> (etag: String, body: String)? {
-        guard let row = try await run("SELECT etag, body FROM plans WHERE agent_id = ?", [.text(agentId)]).first,
-            let etag = row.column("etag")?.string, let body = row.column("body")?.string
-        else { return nil }
-        return (etag, body)
+        try await exclusive {
+            guard let row = try await run("SELECT etag, body FROM plans WHERE agent_id = ?", [.text(agentId)]).first,
+                let etag = row.column("etag")?.string, let body = row.column("body")?.string
+            else { return nil }
+            return (etag, body)
+        }
     }
 
     // MARK: - Reports and results
 
     public func ingest(_ report: Report, receivedAt: Int64) async throws -> IngestOutcome {
-        try await transaction {
-            let existing = try await run(
-                "SELECT 1 AS found FROM reports WHERE agent_id = ? AND sequence = ?", [.text(report.agentId), .integer(Int(report.sequence))])
-            if !existing.isEmpty { return .duplicate }
-            try await run(
-                "INSERT INTO reports (agent_id, sequence, received_at, result_count, dropped_batches, dropped_results) VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    .text(report.agentId), .integer(Int(report.sequence)), .integer(Int(receivedAt)), .integer(report.results.count),
-                    .integer(report.dropped.batches), .integer(report.dropped.results),
-                ])
-            // Many rows per statement: SQLite allows 32,766 bound values.
-            for chunk in stride(from: 0, to: report.results.count, by: 500) {
-                let slice = report.results[chunk..<min(chunk + 500, report.results.count)]
-                var binds: [SQLiteData] = []
-                binds.reserveCapacity(slice.count * 7)
-                for result in slice {
-                    let rtt = result.burst?.rttAvgMs ?? result.timings.connectMs ?? result.timings.totalMs
-                    binds += [
-                        .text(report.agentId), .integer(Int(report.sequence)), .text(result.probeId), .integer(Int(result.startedAtMs)),
-                        .text(result.outcome.rawValue), rtt.map { .float($0) } ?? .null, .text(try json(result)),
-                    ]
+        try await exclusive {
+            try await transaction {
+                let existing = try await run(
+                    "SELECT 1 AS found FROM reports WHERE agent_id = ? AND sequence = ?", [.text(report.agentId), .integer(Int(report.sequence))])
+                if !existing.isEmpty { return .duplicate }
+                try await run(
+                    "INSERT INTO reports (agent_id, sequence, received_at, result_count, dropped_batches, dropped_results) VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        .text(report.agentId), .integer(Int(report.sequence)), .integer(Int(receivedAt)), .integer(report.results.count),
+                        .integer(report.dropped.batches), .integer(report.dropped.results),
+                    ])
+                // Many rows per statement: SQLite allows 32,766 bound values.
+                for chunk in stride(from: 0, to: report.results.count, by: 500) {
+                    let slice = report.results[chunk..<min(chunk + 500, report.results.count)]
+                    var binds: [SQLiteData] = []
+                    binds.reserveCapacity(slice.count * 7)
+                    for result in slice {
+                        let rtt = result.burst?.rttAvgMs ?? result.timings.connectMs ?? result.timings.totalMs
+                        binds += [
+                            .text(report.agentId), .integer(Int(report.sequence)), .text(result.probeId), .integer(Int(result.startedAtMs)),
+                            .text(result.outcome.rawValue), rtt.map { .float($0) } ?? .null, .text(try json(result)),
+                        ]
+                    }
+                    let placeholders = Array(repeating: "(?, ?, ?, ?, ?, ?, ?)", count: slice.count).joined(separator: ", ")
+                    try await run(
+                        "INSERT INTO results (agent_id, sequence, probe_id, started_at, outcome, rtt_ms, body) VALUES \(placeholders)", binds)
                 }
-                let placeholders = Array(repeating: "(?, ?, ?, ?, ?, ?, ?)", count: slice.count).joined(separator: ", ")
-                try await run("INSERT INTO results (agent_id, sequence, probe_id, started_at, outcome, rtt_ms, body) VALUES \(placeholders)", binds)
+                try await run(
+                    "UPDATE agents SET last_seen_at = MAX(last_seen_at, ?), last_sequence = MAX(last_sequence, ?) WHERE agent_id = ?",
+                    [.integer(Int(receivedAt)), .integer(Int(report.sequence)), .text(report.agentId)])
+                return .stored
             }
-            try await run(
-                "UPDATE agents SET last_seen_at = MAX(last_seen_at, ?), last_sequence = MAX(last_sequence, ?) WHERE agent_id = ?",
-                [.integer(Int(receivedAt)), .integer(Int(report.sequence)), .text(report.agentId)])
-            return .stored
         }
     }
 
     public func results(agentId: String?, since: Int64, limit: Int) async throws -> [StoredResult] {
-        let rows: [SQLiteRow]
-        if let agentId {
-            rows = try await run(
-                "SELECT agent_id, sequence, body FROM results WHERE agent_id = ? AND started_at >= ? ORDER BY started_at, id LIMIT ?",
-                [.text(agentId), .integer(Int(since)), .integer(limit)])
-        } else {
-            rows = try await run(
-                "SELECT agent_id, sequence, body FROM results WHERE started_at >= ? ORDER BY started_at, id LIMIT ?",
-                [.integer(Int(since)), .integer(limit)])
-        }
-        return rows.compactMap { row in
-            guard let agent = row.column("agent_id")?.string, let result = decode(ProbeResult.self, row.column("body")?.string) else { return nil }
-            return StoredResult(agentId: agent, sequence: Int64(row.column("sequence")?.integer ?? 0), result: result)
+        try await exclusive {
+            let rows: [SQLiteRow]
+            if let agentId {
+                rows = try await run(
+                    "SELECT agent_id, sequence, body FROM results WHERE agent_id = ? AND started_at >= ? ORDER BY started_at, id LIMIT ?",
+                    [.text(agentId), .integer(Int(since)), .integer(limit)])
+            } else {
+                rows = try await run(
+                    "SELECT agent_id, sequence, body FROM results WHERE started_at >= ? ORDER BY started_at, id LIMIT ?",
+                    [.integer(Int(since)), .integer(limit)])
+            }
+            return rows.compactMap { row in
+                guard let agent = row.column("agent_id")?.string, let result = decode(ProbeResult.self, row.column("body")?.string) else {
+                    return nil
+                }
+                return StoredResult(agentId: agent, sequence: Int64(row.column("sequence")?.integer ?? 0), result: result)
+            }
         }
     }
 
     public func rollUp(before: Int64) async throws -> Int {
-        try await transaction {
-            let rows = try await run(
-                "SELECT agent_id, probe_id, started_at, outcome, rtt_ms, body FROM results WHERE started_at < ? ORDER BY agent_id, probe_id, started_at",
-                [.integer(Int(before))])
-            guard !rows.isEmpty else { return 0 }
-            struct Key: Hashable {
-                var agent: String
-                var probe: String
-                var minute: Int64
-            }
-            var groups: [Key: (sent: Int, received: Int, rtts: [Double])] = [:]
-            for row in rows {
-                let key = Key(
-                    agent: row.column("agent_id")?.string ?? "", probe: row.column("probe_id")?.string ?? "",
-                    minute: Int64(row.column("started_at")?.integer ?? 0) / 60_000 * 60_000)
-                var entry = groups[key] ?? (0, 0, [])
-                let result = decode(ProbeResult.self, row.column("body")?.string)
-                entry.sent += result?.burst?.sent ?? 1
-                entry.received += result?.burst?.received ?? (row.column("outcome")?.string == "ok" ? 1 : 0)
-                if let rtt = row.column("rtt_ms")?.double { entry.rtts.append(rtt) }
-                groups[key] = entry
-            }
-            for (key, entry) in groups {
-                let sorted = entry.rtts.sorted()
-                func percentile(_ p: Double) -> SQLiteData {
-                    sorted.isEmpty ? .null : .float(sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p + 0.5))])
+        try await exclusive {
+            try await transaction {
+                let rows = try await run(
+                    "SELECT agent_id, probe_id, started_at, outcome, rtt_ms, body FROM results WHERE started_at < ? ORDER BY agent_id, probe_id, started_at",
+                    [.integer(Int(before))])
+                guard !rows.isEmpty else { return 0 }
+                struct Key: Hashable {
+                    var agent: String
+                    var probe: String
+                    var minute: Int64
                 }
-                try await run(
-                    """
-                    INSERT INTO rollups (agent_id, probe_id, minute, sent, received, rtt_p50, rtt_p95, rtt_max) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (agent_id, probe_id, minute) DO UPDATE SET sent = sent + excluded.sent, received = received + excluded.received,
-                    rtt_p50 = excluded.rtt_p50, rtt_p95 = excluded.rtt_p95, rtt_max = MAX(COALESCE(rtt_max, 0), COALESCE(excluded.rtt_max, 0))
-                    """,
-                    [
-                        .text(key.agent), .text(key.probe), .integer(Int(key.minute)), .integer(entry.sent), .integer(entry.received),
-                        percentile(0.5),
-                        percentile(0.95), sorted.last.map { .float($0) } ?? .null,
-                    ])
+                var groups: [Key: (sent: Int, received: Int, rtts: [Double])] = [:]
+                for row in rows {
+                    let key = Key(
+                        agent: row.column("agent_id")?.string ?? "", probe: row.column("probe_id")?.string ?? "",
+                        minute: Int64(row.column("started_at")?.integer ?? 0) / 60_000 * 60_000)
+                    var entry = groups[key] ?? (0, 0, [])
+                    let result = decode(ProbeResult.self, row.column("body")?.string)
+                    entry.sent += result?.burst?.sent ?? 1
+                    entry.received += result?.burst?.received ?? (row.column("outcome")?.string == "ok" ? 1 : 0)
+                    if let rtt = row.column("rtt_ms")?.double { entry.rtts.append(rtt) }
+                    groups[key] = entry
+                }
+                for (key, entry) in groups {
+                    let sorted = entry.rtts.sorted()
+                    func percentile(_ p: Double) -> SQLiteData {
+                        sorted.isEmpty ? .null : .float(sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p + 0.5))])
+                    }
+                    try await run(
+                        """
+                        INSERT INTO rollups (agent_id, probe_id, minute, sent, received, rtt_p50, rtt_p95, rtt_max) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (agent_id, probe_id, minute) DO UPDATE SET sent = sent + excluded.sent, received = received + excluded.received,
+                        rtt_p50 = excluded.rtt_p50, rtt_p95 = excluded.rtt_p95, rtt_max = MAX(COALESCE(rtt_max, 0), COALESCE(excluded.rtt_max, 0))
+                        """,
+                        [
+                            .text(key.agent), .text(key.probe), .integer(Int(key.minute)), .integer(entry.sent), .integer(entry.received),
+                            percentile(0.5),
+                            percentile(0.95), sorted.last.map { .float($0) } ?? .null,
+                        ])
+                }
+                try await run("DELETE FROM results WHERE started_at < ?", [.integer(Int(before))])
+                return rows.count
             }
-            try await run("DELETE FROM results WHERE started_at < ?", [.integer(Int(before))])
-            return rows.count
         }
     }
 
     public func rollups(agentId: String, probeId: String) async throws -> [Rollup] {
-        try await run("SELECT * FROM rollups WHERE agent_id = ? AND probe_id = ? ORDER BY minute", [.text(agentId), .text(probeId)]).map { row in
-            Rollup(
-                agentId: agentId, probeId: probeId, minuteMs: Int64(row.column("minute")?.integer ?? 0), sent: row.column("sent")?.integer ?? 0,
-                received: row.column("received")?.integer ?? 0, rttP50Ms: row.column("rtt_p50")?.double, rttP95Ms: row.column("rtt_p95")?.double,
-                rttMaxMs: row.column("rtt_max")?.double)
+        try await exclusive {
+            try await run("SELECT * FROM rollups WHERE agent_id = ? AND probe_id = ? ORDER BY minute", [.text(agentId), .text(probeId)]).map { row in
+                Rollup(
+                    agentId: agentId, probeId: probeId, minuteMs: Int64(row.column("minute")?.integer ?? 0), sent: row.column("sent")?.integer ?? 0,
+                    received: row.column("received")?.integer ?? 0, rttP50Ms: row.column("rtt_p50")?.double, rttP95Ms: row.column("rtt_p95")?.double,
+                    rttMaxMs: row.column("rtt_max")?.double)
+            }
         }
     }
 
     // MARK: - Pair states
 
     public func savePairStates(_ states: [String: PairState]) async throws {
-        try await transaction {
-            try await run("DELETE FROM pair_states")
-            let entries = Array(states)
-            for chunk in stride(from: 0, to: entries.count, by: 400) {
-                let slice = entries[chunk..<min(chunk + 400, entries.count)]
-                var binds: [SQLiteData] = []
-                for (pair, state) in slice { binds += [.text(pair), .text(try json(state))] }
-                try await run(
-                    "INSERT INTO pair_states (pair, state) VALUES \(Array(repeating: "(?, ?)", count: slice.count).joined(separator: ", "))", binds)
+        try await exclusive {
+            try await transaction {
+                try await run("DELETE FROM pair_states")
+                let entries = Array(states)
+                for chunk in stride(from: 0, to: entries.count, by: 400) {
+                    let slice = entries[chunk..<min(chunk + 400, entries.count)]
+                    var binds: [SQLiteData] = []
+                    for (pair, state) in slice { binds += [.text(pair), .text(try json(state))] }
+                    try await run(
+                        "INSERT INTO pair_states (pair, state) VALUES \(Array(repeating: "(?, ?)", count: slice.count).joined(separator: ", "))",
+                        binds)
+                }
             }
         }
     }
 
     public func pairStates() async throws -> [String: PairState] {
-        var states: [String: PairState] = [:]
-        for row in try await run("SELECT pair, state FROM pair_states") {
-            if let pair = row.column("pair")?.string, let state = decode(PairState.self, row.column("state")?.string) { states[pair] = state }
+        try await exclusive {
+            var states: [String: PairState] = [:]
+            for row in try await run("SELECT pair, state FROM pair_states") {
+                if let pair = row.column("pair")?.string, let state = decode(PairState.self, row.column("state")?.string) { states[pair] = state }
+            }
+            return states
         }
-        return states
     }
 
     // MARK: - Alerts
 
     public func saveAlert(_ alert: Alert, event: String, at: Int64) async throws {
-        try await transaction {
-            try await run(
-                """
-                INSERT INTO alerts (id, fingerprint, status, kind, severity, component, starts_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (id) DO UPDATE SET status = excluded.status, severity = excluded.severity, body = excluded.body
-                """,
-                [
-                    .text(alert.id), .text(alert.fingerprint), .text(alert.status.rawValue), .text(alert.kind.rawValue),
-                    .text(alert.severity.rawValue),
-                    .text(alert.component), .integer(Int(alert.startsAtMs)), .text(try json(alert)),
-                ])
-            try await run("INSERT INTO alert_events (alert_id, event, at) VALUES (?, ?, ?)", [.text(alert.id), .text(event), .integer(Int(at))])
+        try await exclusive {
+            try await transaction {
+                try await run(
+                    """
+                    INSERT INTO alerts (id, fingerprint, status, kind, severity, component, starts_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (id) DO UPDATE SET status = excluded.status, severity = excluded.severity, body = excluded.body
+                    """,
+                    [
+                        .text(alert.id), .text(alert.fingerprint), .text(alert.status.rawValue), .text(alert.kind.rawValue),
+                        .text(alert.severity.rawValue),
+                        .text(alert.component), .integer(Int(alert.startsAtMs)), .text(try json(alert)),
+                    ])
+                try await run("INSERT INTO alert_events (alert_id, event, at) VALUES (?, ?, ?)", [.text(alert.id), .text(event), .integer(Int(at))])
+            }
         }
     }
 
     public func alerts(_ filter: AlertFilter) async throws -> [Alert] {
-        var conditions: [String] = []
-        var binds: [SQLiteData] = []
-        if let status = filter.status {
-            conditions.append("status = ?")
-            binds.append(.text(status.rawValue))
-        }
-        if let kind = filter.kind {
-            conditions.append("kind = ?")
-            binds.append(.text(kind.rawValue))
-        }
-        if let severity = filter.severity {
-            conditions.append("severity = ?")
-            binds.append(.text(severity.rawValue))
-        }
-        if let component = filter.component {
-            conditions.append("component = ?")
-            binds.append(.text(component))
-        }
-        binds.append(.integer(filter.limit))
-        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        return try await run("SELECT body FROM alerts \(whereClause) ORDER BY starts_at DESC, id LIMIT ?", binds).compactMap {
-            decode(Alert.self, $0.column("body")?.string)
+        try await exclusive {
+            var conditions: [String] = []
+            var binds: [SQLiteData] = []
+            if let status = filter.status {
+                conditions.append("status = ?")
+                binds.append(.text(status.rawValue))
+            }
+            if let kind = filter.kind {
+                conditions.append("kind = ?")
+                binds.append(.text(kind.rawValue))
+            }
+            if let severity = filter.severity {
+                conditions.append("severity = ?")
+                binds.append(.text(severity.rawValue))
+            }
+            if let component = filter.component {
+                conditions.append("component = ?")
+                binds.append(.text(component))
+            }
+            binds.append(.integer(filter.limit))
+            let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            return try await run("SELECT body FROM alerts \(whereClause) ORDER BY starts_at DESC, id LIMIT ?", binds).compactMap {
+                decode(Alert.self, $0.column("body")?.string)
+            }
         }
     }
 
     public func alert(id: String) async throws -> Alert? {
-        try await run("SELECT body FROM alerts WHERE id = ?", [.text(id)]).compactMap { decode(Alert.self, $0.column("body")?.string) }.first
+        try await exclusive {
+            try await run("SELECT body FROM alerts WHERE id = ?", [.text(id)]).compactMap { decode(Alert.self, $0.column("body")?.string) }.first
+        }
     }
 
     public func alertEvents(id: String) async throws -> [(event: String, atMs: Int64)] {
-        try await run("SELECT event, at FROM alert_events WHERE alert_id = ? ORDER BY id", [.text(id)]).map {
-            ($0.column("event")?.string ?? "", Int64($0.column("at")?.integer ?? 0))
+        try await exclusive {
+            try await run("SELECT event, at FROM alert_events WHERE alert_id = ? ORDER BY id", [.text(id)]).map {
+                ($0.column("event")?.string ?? "", Int64($0.column("at")?.integer ?? 0))
+            }
         }
     }
 
     // MARK: - Outbox
 
     public func enqueue(_ entries: [OutboxEntry]) async throws {
-        guard !entries.isEmpty else { return }
-        try await transaction {
-            for entry in entries {
-                try await run(
-                    """
-                    INSERT INTO outbox (receiver, alert_id, event, idempotency_key, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (idempotency_key) DO NOTHING
-                    """,
-                    [
-                        .text(entry.receiver), .text(entry.alertId), .text(entry.event), .text(entry.idempotencyKey),
-                        .integer(Int(entry.createdAtMs)),
-                        .integer(Int(entry.nextAttemptAtMs)),
-                    ])
+        try await exclusive {
+            guard !entries.isEmpty else { return }
+            try await transaction {
+                for entry in entries {
+                    try await run(
+                        """
+                        INSERT INTO outbox (receiver, alert_id, event, idempotency_key, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (idempotency_key) DO NOTHING
+                        """,
+                        [
+                            .text(entry.receiver), .text(entry.alertId), .text(entry.event), .text(entry.idempotencyKey),
+                            .integer(Int(entry.createdAtMs)),
+                            .integer(Int(entry.nextAttemptAtMs)),
+                        ])
+                }
             }
         }
     }
 
     public func dueDeliveries(now: Int64, limit: Int) async throws -> [OutboxEntry] {
-        try await run(
-            "SELECT * FROM outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
-            [.integer(Int(now)), .integer(limit)]
-        ).map(outboxEntry)
+        try await exclusive {
+            try await run(
+                "SELECT * FROM outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+                [.integer(Int(now)), .integer(limit)]
+            ).map(outboxEntry)
+        }
     }
 
     public func recordAttempt(id: Int64, at: Int64, status: Int, error: String?, delivered: Bool, nextAttemptAt: Int64?, gaveUp: Bool) async throws {
-        try await transaction {
-            try await run(
-                "INSERT INTO delivery_attempts (outbox_id, at, status, error) VALUES (?, ?, ?, ?)",
-                [.integer(Int(id)), .integer(Int(at)), .integer(status), error.map { .text($0) } ?? .null])
-            try await run(
-                """
-                UPDATE outbox SET attempts = attempts + 1, last_error = ?, delivered_at = ?, gave_up_at = ?,
-                next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?
-                """,
-                [
-                    error.map { .text($0) } ?? .null, delivered ? .integer(Int(at)) : .null, gaveUp ? .integer(Int(at)) : .null,
-                    nextAttemptAt.map { .integer(Int($0)) } ?? .null, .integer(Int(id)),
-                ])
+        try await exclusive {
+            try await transaction {
+                try await run(
+                    "INSERT INTO delivery_attempts (outbox_id, at, status, error) VALUES (?, ?, ?, ?)",
+                    [.integer(Int(id)), .integer(Int(at)), .integer(status), error.map { .text($0) } ?? .null])
+                try await run(
+                    """
+                    UPDATE outbox SET attempts = attempts + 1, last_error = ?, delivered_at = ?, gave_up_at = ?,
+                    next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?
+                    """,
+                    [
+                        error.map { .text($0) } ?? .null, delivered ? .integer(Int(at)) : .null, gaveUp ? .integer(Int(at)) : .null,
+                        nextAttemptAt.map { .integer(Int($0)) } ?? .null, .integer(Int(id)),
+                    ])
+            }
         }
     }
 
     public func deliveries(alertId: String?, limit: Int) async throws -> [OutboxEntry] {
-        if let alertId {
-            return try await run("SELECT * FROM outbox WHERE alert_id = ? ORDER BY id DESC LIMIT ?", [.text(alertId), .integer(limit)]).map(
-                outboxEntry)
+        try await exclusive {
+            if let alertId {
+                return try await run("SELECT * FROM outbox WHERE alert_id = ? ORDER BY id DESC LIMIT ?", [.text(alertId), .integer(limit)]).map(
+                    outboxEntry)
+            }
+            return try await run("SELECT * FROM outbox ORDER BY id DESC LIMIT ?", [.integer(limit)]).map(outboxEntry)
         }
-        return try await run("SELECT * FROM outbox ORDER BY id DESC LIMIT ?", [.integer(limit)]).map(outboxEntry)
     }
 
     private func outboxEntry(_ row: SQLiteRow) -> OutboxEntry {

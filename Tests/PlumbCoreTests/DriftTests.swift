@@ -86,6 +86,7 @@ struct DriftTests {
     func view(_ probe: PlannedProbe, _ status: PairState.Status, _ reason: Disagreement? = nil) -> PairView {
         var state = PairState()
         state.status = status
+        state.recent = status == .disagreeing ? [true, true, true] : [false, false]
         return PairView(key: "\(probe.sourceAgent)/\(probe.id)", probe: probe, state: state, reason: reason)
     }
 
@@ -218,5 +219,32 @@ struct DriftTests {
         // After a restart the book is rebuilt from the store: nothing fires twice.
         var restarted = AlertBook(open: [again])
         #expect(restarted.reconcile([finding], now: 60).isEmpty)
+    }
+}
+
+extension DriftTests {
+    @Test("a pair whose latest result failed does not vouch for its path; a lone unexplained failure waits to settle")
+    func settling() {
+        let correlator = Correlator(settleMs: 10_000)
+        let s3 = [
+            probe("s3", agent: "a", subnet: "public", target: "s3", components: ["route-table:rtb-public", "internet-gateway:igw", "endpoint:s3"]),
+            probe("s3", agent: "b", subnet: "app", target: "s3", components: ["route-table:rtb-private", "nat-instance:nat", "endpoint:s3"]),
+            probe("sqs", agent: "b", subnet: "app", target: "sqs", components: ["route-table:rtb-private", "nat-instance:nat", "endpoint:sqs"]),
+            probe(
+                "sqs", agent: "a", subnet: "public", target: "sqs", components: ["route-table:rtb-public", "internet-gateway:igw", "endpoint:sqs"]),
+        ]
+        // a's pair is down; b's pair to s3 is still agreeing by status but its last result failed.
+        var trending = view(s3[1], .agreeing)
+        trending.state.recent = [false, false, true]
+        let views = [view(s3[0], .disagreeing, .blocked), trending, view(s3[2], .agreeing), view(s3[3], .agreeing)]
+        let findings = correlator.findings(pairs: views, agents: [], placements: [], now: 20_000)
+        #expect(findings.map(\.component) == ["s3"])
+        // With the s3 endpoint also vouched for by a healthy pair, nothing explains a's failure alone: wait, then blame.
+        var failing = view(s3[0], .disagreeing, .blocked)
+        failing.state.changedAtMs = 15_000
+        let healthy = view(s3[1], .agreeing)
+        let others = [healthy, view(s3[2], .agreeing), view(s3[3], .agreeing)]
+        #expect(correlator.findings(pairs: [failing] + others, agents: [], placements: [], now: 20_000).isEmpty)
+        #expect(correlator.findings(pairs: [failing] + others, agents: [], placements: [], now: 26_000).count == 1)
     }
 }

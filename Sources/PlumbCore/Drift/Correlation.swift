@@ -146,9 +146,15 @@ public struct Finding: Sendable, Hashable, Codable {
 public struct Correlator: Sendable {
     /// Milliseconds without a report after which an agent is silent.
     public var silenceMs: Int64
+    /// Milliseconds a failing pair that no component explains alone waits before it is blamed on the component on the
+    /// most failing paths: other pairs through the true culprit are often still crossing their thresholds.
+    public var settleMs: Int64
 
     /// A correlator.
-    public init(silenceMs: Int64 = 30_000) { self.silenceMs = silenceMs }
+    public init(silenceMs: Int64 = 30_000, settleMs: Int64 = 10_000) {
+        self.silenceMs = silenceMs
+        self.settleMs = settleMs
+    }
 
     /// Component types in the order they are preferred when two explain the same pairs: the most specific first.
     static let preference = [
@@ -166,9 +172,10 @@ public struct Correlator: Sendable {
         let disagreeing = live.filter { $0.state.status == .disagreeing }
 
         findings += silence(agents: agents, silent: silentAgents, now: now)
+        // A pair only vouches for its path when its latest result agreed: one that just failed may be on its way down.
         findings += blocked(
             disagreeing.filter { $0.reason == .blocked && !silentInstances.contains($0.probe.targetInstance ?? "") },
-            agreeing: live.filter { $0.state.status == .agreeing && $0.probe.expectReach })
+            agreeing: live.filter { $0.state.status != .disagreeing && $0.probe.expectReach && $0.state.recent.last == false }, now: now)
         findings += exposure(disagreeing.filter { $0.reason == .reached })
         findings += identity(disagreeing.filter { $0.reason == .identity }, placements: placements)
         findings += egress(disagreeing.filter { $0.reason == .egressIP })
@@ -201,7 +208,7 @@ public struct Correlator: Sendable {
 
     /// Greedy set cover: the component on the most failing paths and on no passing path, preferring the most
     /// specific type, until every failing pair is explained.
-    private func blocked(_ failing: [PairView], agreeing: [PairView]) -> [Finding] {
+    private func blocked(_ failing: [PairView], agreeing: [PairView], now: Int64) -> [Finding] {
         guard !failing.isEmpty else { return [] }
         var passingThrough: [String: Int] = [:]
         for pair in agreeing { for component in Set(components(of: pair)) { passingThrough[component, default: 0] += 1 } }
@@ -211,7 +218,14 @@ public struct Correlator: Sendable {
             var failingThrough: [String: [PairView]] = [:]
             for pair in remaining { for component in Set(components(of: pair)) { failingThrough[component, default: []].append(pair) } }
             let candidates = failingThrough.filter { passingThrough[$0.key, default: 0] == 0 }
-            let pool = candidates.isEmpty ? failingThrough : candidates
+            if candidates.isEmpty {
+                // Nothing explains these alone. Blame the busiest component only once they have failed for a while.
+                remaining.removeAll { now - $0.state.changedAtMs < settleMs }
+                if remaining.isEmpty { break }
+            }
+            let pool =
+                candidates.isEmpty
+                ? failingThrough.mapValues { $0.filter { remaining.map(\.key).contains($0.key) } }.filter { !$0.value.isEmpty } : candidates
             guard
                 let best = pool.max(by: { lhs, rhs in
                     (lhs.value.count, -rank(lhs.key), rhs.key) < (rhs.value.count, -rank(rhs.key), lhs.key)

@@ -15,13 +15,21 @@ struct PlumbCollectorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plumb-collector",
         abstract: "The Plumb collector: topology, plans, ingest, drift alerts, webhooks, API.",
+        version: "0.4.0",
+        subcommands: [Serve.self, Demo.self],
+        defaultSubcommand: Serve.self)
+}
+
+/// `plumb-collector [serve]`: the collector.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the collector (the default).",
         discussion: """
             plumb-collector --model FILE --db PATH --listen HOST:PORT
             Settings come from --config FILE, then PLUMB_* environment variables (PLUMB_OPERATOR_TOKEN(_FILE),
             PLUMB_ENROLLMENT_TOKEN(_FILE), PLUMB_DB, PLUMB_LISTEN, PLUMB_MODEL), then these flags. Without --db the
             store is plumb.sqlite in the working directory.
-            """,
-        version: "0.4.0")
+            """)
 
     @Option(help: "Configuration file (YAML or JSON).") var config: String?
     @Option(help: "The topology model to load (kept as a new version when it differs from the stored one).") var model: String?
