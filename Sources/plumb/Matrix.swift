@@ -12,12 +12,33 @@ struct Matrix: ParsableCommand {
             the expected-deny probes. json and csv give the same cells.
             """)
 
-    @OptionGroup var options: ModelOption
+    @Option(name: .long, help: ArgumentHelp("The topology model (YAML or JSON).", valueName: "FILE"))
+    var model: String?
+
+    @Flag(help: "Expected against observed, from a running collector (--collector URL, --token-file FILE).")
+    var live = false
+
+    @Option(name: .long, help: ArgumentHelp("The collector's base URL, with --live.", valueName: "URL"))
+    var collector: String?
+
+    @Option(name: .long, help: ArgumentHelp("File holding the operator token, with --live.", valueName: "FILE"))
+    var tokenFile: String?
 
     @Option(help: "text, json or csv.")
     var format: OutputFormat = .text
 
     func run() throws {
+        if live {
+            var options = CollectorOptions()
+            options.collector = collector
+            options.tokenFile = tokenFile
+            options.format = format == .json ? .json : .text
+            try printLiveMatrix(options)
+            return
+        }
+        guard let model else { throw ValidationError("give --model FILE (the expected matrix) or --live (expected vs observed from a collector)") }
+        var options = ModelOption()
+        options.model = model
         let (topology, _) = try options.loadValid()
         let matrix = Network(topology).expectedMatrix()
         switch format {
