@@ -124,7 +124,14 @@ let package = Package(
         ),
         .executableTarget(
             name: "plumb-bench",
-            dependencies: ["PlumbCore", "PlumbModelIO", "PlumbProbes", "PlumbWire", "PlumbFakes", "CPlumbSys"],
+            dependencies: [
+                "PlumbCore", "PlumbModelIO", "PlumbProbes", "PlumbWire", "PlumbFakes", "CPlumbSys", "PlumbCollector", "PlumbStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

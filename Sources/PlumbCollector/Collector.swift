@@ -57,6 +57,9 @@ public actor Collector {
     private var lastNotified: [String: Int64] = [:]  // receiver|fingerprint
     private var rateBuckets: [String: (tokens: Double, at: Int64)] = [:]
     private var dirtyPairs = false
+    private var plansStale = false
+    private var lastReplanCost: Duration = .zero
+    private var lastReplanAt = ContinuousClock.now
 
     /// A collector over `store`. Call `start()` before serving.
     public init(store: any Store, configuration: CollectorConfiguration, logger: Logger, metrics: CollectorMetrics = CollectorMetrics()) {
@@ -151,7 +154,7 @@ public actor Collector {
             existing == nil || existing?.registration.identity != registration.identity
             || existing?.registration.responderPort != registration.responderPort
         agents[requested] = record
-        if isNew { try await replan(now: now) }
+        if isNew { plansStale = true }
         return RegistrationResponse(
             agentId: requested, agentToken: token, planRefreshMs: configuration.planRefreshMs, lastSequence: record.lastSequence)
     }
@@ -182,7 +185,21 @@ public actor Collector {
 
     // MARK: - Plans
 
+    /// Replans when agents changed since the last plan: at once while plans are cheap (under 50 ms), otherwise at most
+    /// every 5 s (a registration storm of thousands of agents must not replan thousands of times).
+    public func replanIfNeeded(now: Int64, force: Bool = false) async throws {
+        guard plansStale else { return }
+        guard force || lastReplanCost < .milliseconds(50) || ContinuousClock.now - lastReplanAt > .seconds(5) else { return }
+        try await replan(now: now)
+    }
+
     private func replan(now: Int64) async throws {
+        plansStale = false
+        let started = ContinuousClock.now
+        defer {
+            lastReplanCost = ContinuousClock.now - started
+            lastReplanAt = ContinuousClock.now
+        }
         guard let model else { return }
         var placed: [AgentPlacement] = []
         placements = [:]
@@ -240,7 +257,8 @@ public actor Collector {
     }
 
     /// An agent's plan and ETag.
-    public func plan(agentId: String) throws -> (etag: String, plan: Plan) {
+    public func plan(agentId: String) async throws -> (etag: String, plan: Plan) {
+        try await replanIfNeeded(now: wallClockMillisecondsForAPI())
         if let plan = plansByAgent[agentId] { return plan }
         let empty = Plan(agentId: agentId, planId: "\"empty\"", probes: [], settings: PlanSettings(planRefreshMs: configuration.planRefreshMs))
         return ("\"empty\"", empty)
@@ -336,6 +354,7 @@ public actor Collector {
     /// deliveries queued. Returns the changes.
     @discardableResult
     public func evaluate(now: Int64) async throws -> [AlertChange] {
+        try await replanIfNeeded(now: now)
         let started = ContinuousClock.now
         let findings = currentFindings(now: now)
         let changes = book.reconcile(findings, now: now)

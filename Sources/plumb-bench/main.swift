@@ -14,6 +14,10 @@ if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "probes" {
     try await ProbeBench.run(Array(CommandLine.arguments.dropFirst(2)))
     exit(0)
 }
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "collector" {
+    try await CollectorBench.run(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+}
 if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "footprint" {
     try await FootprintBench.run(Array(CommandLine.arguments.dropFirst(2)))
     exit(0)

@@ -149,16 +149,25 @@ public struct PlanGenerator: Sendable {
             guard let subnet = primarySubnet(agent.instance) else { continue }
             bySubnet[subnet, default: []].append(agent)
         }
+        // Flows the intents say must be blocked, once per intent, by source interface (not once per agent: that is N²).
+        var denyFlows: [Int: [(to: Party, intent: Intent)]] = [:]
+        for intent in network.topology.intents where intent.expect == .deny && (intent.protocol ?? .tcp) == .tcp {
+            for (from, to) in network.flows(of: intent) {
+                guard case .interface(let index, _) = from else { continue }
+                denyFlows[index, default: []].append((to, intent))
+            }
+        }
+        let chosen = Chosen()
         var plans: [String: [PlannedProbe]] = [:]
         for agent in agents {
-            plans[agent.agentId] = plan(for: agent, bySubnet: bySubnet)
+            plans[agent.agentId] = plan(for: agent, bySubnet: bySubnet, denyFlows: denyFlows, chosen: chosen)
         }
         return plans
     }
 
     // MARK: - One agent
 
-    private func plan(for agent: AgentPlacement, bySubnet: [Int: [AgentPlacement]]) -> [PlannedProbe] {
+    private func plan(for agent: AgentPlacement, bySubnet: [Int: [AgentPlacement]], denyFlows: [Int: [(to: Party, intent: Intent)]], chosen: Chosen) -> [PlannedProbe] {
         guard let sourceInterface = primaryInterface(agent.instance) else { return [] }
         let subnet = network.interfaces[sourceInterface].subnet
         let source = Party.interface(sourceInterface, address: network.interfaces[sourceInterface].privateIp)
@@ -172,7 +181,7 @@ public struct PlanGenerator: Sendable {
         // Representatives towards every other subnet.
         for (other, targets) in bySubnet.sorted(by: { $0.key < $1.key }) where other != subnet {
             let key = "pair:\(network.subnets[subnet].id)->\(network.subnets[other].id)"
-            guard Self.top(settings.representativesPerSubnetPair, of: mates, key: key, id: { $0.agentId }).contains(agent) else { continue }
+            guard chosen.members(settings.representativesPerSubnetPair, of: mates, key: key).contains(agent.agentId) else { continue }
             guard let target = Self.top(1, of: targets, key: key + ":" + agent.agentId, id: { $0.agentId }).first else { continue }
             if let probe = echoProbe(from: agent, source: source, to: target, purpose: .crossSubnet) { probes.append(probe) }
         }
@@ -182,8 +191,9 @@ public struct PlanGenerator: Sendable {
             guard let address = network.endpointAddress(index) else { continue }
             let isEcho = endpoint.kind == .egressEcho
             let key = "\(isEcho ? "egress" : "endpoint"):\(network.subnets[subnet].id):\(endpoint.id)"
-            let chosen = Self.top(isEcho ? settings.egressAgentsPerSubnet : settings.serviceAgentsPerSubnet, of: mates, key: key) { $0.agentId }
-            guard chosen.contains(agent) else { continue }
+            guard chosen.members(isEcho ? settings.egressAgentsPerSubnet : settings.serviceAgentsPerSubnet, of: mates, key: key).contains(agent.agentId) else {
+                continue
+            }
             let destination = network.party(for: address)
             let port = endpoint.port ?? (endpoint.url?.hasPrefix("http://") == true ? 80 : 443)
             guard let (verdict, blocker) = try? network.verdict(from: source, to: destination, port: port, protocol: .tcp, details: false) else {
@@ -217,7 +227,7 @@ public struct PlanGenerator: Sendable {
             let info = network.loadBalancers[balancer]
             guard let listener = info.listeners.first, info.protocolIsTCP(listener.protocolNumber) else { continue }
             let key = "lb:\(network.subnets[subnet].id):\(info.id)"
-            guard Self.top(settings.serviceAgentsPerSubnet, of: mates, key: key, id: { $0.agentId }).contains(agent) else { continue }
+            guard chosen.members(settings.serviceAgentsPerSubnet, of: mates, key: key).contains(agent.agentId) else { continue }
             guard let node = info.nodes.first else { continue }
             guard
                 let (verdict, _) = try? network.verdict(
@@ -237,7 +247,7 @@ public struct PlanGenerator: Sendable {
         for (index, interface) in network.interfaces.enumerated() {
             guard interface.deviceIndex > 0, case .instance(let owner) = interface.owner, owner != agent.instance else { continue }
             let key = "eni:\(network.subnets[subnet].id):\(interface.id)"
-            guard Self.top(1, of: mates, key: key, id: { $0.agentId }).contains(agent) else { continue }
+            guard chosen.members(1, of: mates, key: key).contains(agent.agentId) else { continue }
             let destination = Party.interface(index, address: interface.privateIp)
             guard let (verdict, _) = try? network.verdict(from: source, to: destination, port: agent.responderPort, protocol: .udp, details: false),
                 verdict == .allowed
@@ -256,28 +266,20 @@ public struct PlanGenerator: Sendable {
 
         // Expected-deny: flows the intents say must be blocked, from this agent's instance.
         var denies: [PlannedProbe] = []
-        for intent in network.topology.intents where intent.expect == .deny {
-            let proto = intent.protocol ?? .tcp
-            guard proto == .tcp else { continue }
-            for (from, to) in network.flows(of: intent) {
-                guard case .interface(let index, _) = from, index == sourceInterface else { continue }
-                guard case .interface(let targetIndex, let targetAddress) = to, case .instance(let owner) = network.interfaces[targetIndex].owner
-                else {
-                    continue
-                }
-                guard let (verdict, blocker) = try? network.verdict(from: from, to: to, port: intent.port, protocol: proto, details: false),
-                    verdict == .blocked
-                else { continue }
-                denies.append(
-                    PlannedProbe(
-                        id: "deny:\(network.instances[owner].id):\(intent.port)", purpose: .expectedDeny, kind: "tcp",
-                        target: targetAddress.description,
-                        port: intent.port, expectReach: false, sourceAgent: agent.agentId, sourceInstance: network.instances[agent.instance].id,
-                        sourceSubnet: network.subnets[subnet].id, targetName: network.instances[owner].id,
-                        targetInstance: network.instances[owner].id,
-                        components: [], blockingComponent: blocker.map { "\($0.componentType):\($0.component)" }, intent: intent.name,
-                        evaluatedProtocol: "tcp", evaluatedPort: intent.port))
+        for (to, intent) in denyFlows[sourceInterface] ?? [] {
+            guard case .interface(let targetIndex, let targetAddress) = to, case .instance(let owner) = network.interfaces[targetIndex].owner else {
+                continue
             }
+            guard let (verdict, blocker) = try? network.verdict(from: source, to: to, port: intent.port, protocol: .tcp, details: false),
+                verdict == .blocked
+            else { continue }
+            denies.append(
+                PlannedProbe(
+                    id: "deny:\(network.instances[owner].id):\(intent.port)", purpose: .expectedDeny, kind: "tcp", target: targetAddress.description,
+                    port: intent.port, expectReach: false, sourceAgent: agent.agentId, sourceInstance: network.instances[agent.instance].id,
+                    sourceSubnet: network.subnets[subnet].id, targetName: network.instances[owner].id, targetInstance: network.instances[owner].id,
+                    components: [], blockingComponent: blocker.map { "\($0.componentType):\($0.component)" }, intent: intent.name,
+                    evaluatedProtocol: "tcp", evaluatedPort: intent.port))
         }
         var seenDeny: Set<String> = []
         denies = denies.filter { seenDeny.insert($0.id).inserted }
@@ -348,6 +350,19 @@ public struct PlanGenerator: Sendable {
         hash ^= hash >> 27
         hash = hash &* 0x94d0_49bb_1331_11eb
         return hash ^ (hash >> 31)
+    }
+}
+
+/// Rendezvous choices that do not depend on the agent being planned (representatives of a subnet for a subnet pair, an
+/// endpoint, a load balancer, an ENI), computed once per plan round instead of once per agent.
+final class Chosen {
+    private var memo: [String: Set<String>] = [:]
+
+    func members(_ count: Int, of agents: [AgentPlacement], key: String) -> Set<String> {
+        if let cached = memo[key] { return cached }
+        let members = Set(PlanGenerator.top(count, of: agents, key: key) { $0.agentId }.map(\.agentId))
+        memo[key] = members
+        return members
     }
 }
 

@@ -1,0 +1,241 @@
+// plumb-bench collector: plans for N agents, one evaluation over 500,000 pair states, and report ingest through the
+// HTTP API into SQLite, against a raw insert of the same rows in the same run.
+//
+//   swift build -c release --product plumb-bench
+//   .build/release/plumb-bench collector [--agents N] [--results N] [--seconds S] [--pairs N] [--workers N]
+import CPlumbSys
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import PlumbCollector
+import PlumbCore
+import PlumbModelIO
+import PlumbProbes
+import PlumbStore
+import PlumbWire
+import Prometheus
+import SQLiteNIO
+import Synchronization
+
+enum CollectorBench {
+    static func run(_ arguments: [String]) async throws {
+        var agents = 10_000
+        var resultsPerReport = 50
+        var seconds = 10.0
+        var pairTarget = 500_000
+        var workers = 16
+        var iterator = arguments.makeIterator()
+        while let flag = iterator.next() {
+            switch (flag, iterator.next()) {
+            case ("--agents", let value?): agents = Int(value) ?? agents
+            case ("--results", let value?): resultsPerReport = Int(value) ?? resultsPerReport
+            case ("--seconds", let value?): seconds = Double(value) ?? seconds
+            case ("--pairs", let value?): pairTarget = Int(value) ?? pairTarget
+            case ("--workers", let value?): workers = Int(value) ?? workers
+            default: fatalError("usage: plumb-bench collector [--agents N] [--results N] [--seconds S] [--pairs N] [--workers N]")
+            }
+        }
+        var options = Options(["plumb-bench"])
+        options.instances = agents
+        options.subnets = min(200, max(4, agents / 50))
+        let topology = generate(options)
+        let network = Network(topology)
+        print("collector benchmark: \(agents) agents on a \(network.instances.count)-instance model, \(network.subnets.count) subnets")
+
+        // Plans.
+        let placements = network.instances.indices.map { AgentPlacement(agentId: network.instances[$0].id, instance: $0, responderPort: 7471) }
+        let (plans, planTime) = measure { PlanGenerator(network: network).plans(for: placements) }
+        let counts = plans.values.map(\.count)
+        let total = counts.reduce(0, +)
+        print(
+            String(
+                format: "  plans: %.2f s for %d agents; probes per agent %.1f (max %d); %d probes per round vs %d for a full mesh (%.4f%%)", planTime, agents,
+                Double(total) / Double(max(1, agents)), counts.max() ?? 0, total, agents * (agents - 1), Double(total) * 100 / Double(max(1, agents * (agents - 1)))))
+
+        // Evaluation over pairTarget pair states: the planned pairs, repeated under other ids to reach the target.
+        let probes = plans.values.flatMap { $0 }
+        var views: [PairView] = []
+        views.reserveCapacity(pairTarget)
+        var random = SplitMix64(seed: 11)
+        let natComponent = "nat-gateway:nat-0"
+        while views.count < pairTarget && !probes.isEmpty {
+            for probe in probes where views.count < pairTarget {
+                var state = PairState()
+                let failing = probe.components.contains(natComponent) && random.below(100) < 30
+                state.status = failing ? .disagreeing : .agreeing
+                state.recent = failing ? [true, true, true] : [false, false]
+                views.append(PairView(key: "\(probe.sourceAgent)/\(probe.id)#\(views.count)", probe: probe, state: state, reason: failing ? .blocked : nil))
+            }
+        }
+        let activity = placements.map { AgentActivity(agentId: $0.agentId, instance: $0.agentId, subnet: nil, lastSeenMs: 1_000) }
+        var evaluations: [Double] = []
+        var findings: [Finding] = []
+        for _ in 0..<3 {
+            let (result, time) = measure { Correlator().findings(pairs: views, agents: activity, placements: [], now: 2_000) }
+            findings = result
+            evaluations.append(time)
+        }
+        var book = AlertBook()
+        let (_, reconcileTime) = measure { _ = book.reconcile(findings, now: 2_000) }
+        print(
+            String(
+                format: "  evaluation: %d pair states, %d disagreeing -> %d findings (%@) in %.0f ms (median of 3; alert reconcile %.2f ms)", views.count,
+                views.filter { $0.state.status == .disagreeing }.count, findings.count, findings.map { "\($0.kind.rawValue) \($0.component)" }.joined(separator: ", "),
+                evaluations.sorted()[1] * 1000, reconcileTime * 1000))
+
+        try await ingest(
+            topology: topology, plans: plans, agents: Array(placements.prefix(agents).map(\.agentId)), resultsPerReport: resultsPerReport, seconds: seconds,
+            workers: workers)
+    }
+
+    static func ingest(topology: Topology, plans: [String: [PlannedProbe]], agents: [String], resultsPerReport: Int, seconds: Double, workers: Int) async throws {
+        let directory = NSTemporaryDirectory() + "plumb-collector-bench-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try ModelWriter.json(topology).write(toFile: directory + "/model.json", atomically: true, encoding: .utf8)
+        var logger = Logger(label: "bench")
+        logger.logLevel = .critical
+        var configuration = CollectorConfiguration()
+        configuration.modelPath = directory + "/model.json"
+        configuration.database = directory + "/plumb.sqlite"
+        configuration.host = "127.0.0.1"
+        configuration.port = 19_000 + Int.random(in: 0..<1_000)
+        configuration.operatorToken = "op"
+        configuration.enrollmentToken = "enroll"
+        configuration.maxReportsPerSecondPerAgent = 1_000
+        let store = try await SQLiteStore.open(path: configuration.sqlitePath, logger: logger)
+        let collector = Collector(store: store, configuration: configuration, logger: logger)
+        try await collector.start(now: 1_000)
+        var tokens: [String: String] = [:]
+        let (_, registerTime) = try await measureAsync {
+            for agent in agents {
+                let registration = Registration(
+                    agentId: agent, identity: AgentIdentity(instanceId: agent, interfaces: [], source: .local), agentVersion: "bench", capabilities: [.tcp],
+                    responderPort: 7471)
+                tokens[agent] = try await collector.register(registration, bearer: "enroll", now: 1_000).agentToken
+            }
+            try await collector.replanIfNeeded(now: 1_000, force: true)
+        }
+        print(String(format: "  registered %d agents in %.2f s (with one replan)", agents.count, registerTime))
+        let app = Application(router: buildRouter(collector: collector, configuration: configuration, registry: PrometheusCollectorRegistry()), configuration: .init(address: .hostname("127.0.0.1", port: configuration.port)), logger: logger)
+        let server = Task { try await app.runService() }
+        defer { server.cancel() }
+        try await Task.sleep(for: .milliseconds(500))
+
+        // Report bodies: per agent, its planned probes' results, the sequence filled in per post.
+        let now = wallClockMilliseconds()
+        var templates: [String: String] = [:]
+        for agent in agents {
+            let probes = plans[agent] ?? []
+            let results = (0..<resultsPerReport).map { index -> ProbeResult in
+                let probe = probes.isEmpty ? nil : probes[index % probes.count]
+                return ProbeResult(
+                    probeId: probe?.id ?? "p\(index)", kind: .tcp, target: probe?.target ?? "10.0.0.1", port: probe?.port ?? 80, startedAtMs: now, outcome: .ok,
+                    expected: .reach, timings: ProbeTimings(connectMs: 0.4, totalMs: 0.5))
+            }
+            let report = Report(agentId: agent, sequence: 999_999_999, createdAtMs: now, results: results)
+            templates[agent] = String(decoding: try JSONEncoder().encode(report), as: UTF8.self)
+        }
+        let work = IngestWork(agents: agents, templates: templates, tokens: tokens, base: "http://127.0.0.1:\(configuration.port)")
+        let started = ContinuousClock.now
+        let deadline = started + .milliseconds(Int(seconds * 1000))
+        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for worker in 0..<workers {
+                group.addTask {
+                    var latencies: [Double] = []
+                    var index = worker
+                    while ContinuousClock.now < deadline {
+                        let (agent, body, token) = work.next(index)
+                        index += workers
+                        let sent = ContinuousClock.now
+                        let response = await Curl.perform(
+                            PlumbProbes.HTTPRequest(
+                                method: "POST", url: "\(work.base)/v1/agents/\(agent)/reports",
+                                headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")], body: body, timeoutMs: 30_000,
+                                freshConnection: false))
+                        if response.status == 200 { latencies.append(Double((ContinuousClock.now - sent) / .microseconds(1)) / 1000) }
+                    }
+                    return latencies
+                }
+            }
+            var all: [Double] = []
+            for try await part in group { all += part }
+            return all
+        }
+        let elapsed = Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000
+        let sorted = latencies.sorted()
+        let resultsPerSecond = Double(latencies.count * resultsPerReport) / elapsed
+        let p50 = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+        let p99 = sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, sorted.count * 99 / 100)]
+
+        // Baseline: the same rows inserted straight into SQLite (same schema and pragmas), one transaction per report.
+        let raw = try await rawInsertRate(directory: directory, templates: templates, agents: agents, resultsPerReport: resultsPerReport, seconds: min(seconds, 5))
+        print(
+            String(
+                format: "  ingest over HTTP: %d reports x %d results in %.1f s = %.0f results/s (p50 %.1f ms, p99 %.1f ms, %d workers); raw SQLite insert of the same rows: %.0f results/s; ratio %.2f",
+                latencies.count, resultsPerReport, elapsed, resultsPerSecond, p50, p99, workers, raw, resultsPerSecond / max(1, raw)))
+    }
+
+    static func rawInsertRate(directory: String, templates: [String: String], agents: [String], resultsPerReport: Int, seconds: Double) async throws -> Double {
+        let connection = try await SQLiteConnection.open(storage: .file(path: directory + "/raw.sqlite"))
+        defer { _ = connection.close() as EventLoopFuture<Void> }
+        _ = try await connection.query("PRAGMA journal_mode=WAL")
+        _ = try await connection.query("PRAGMA synchronous=NORMAL")
+        _ = try await connection.query(
+            "CREATE TABLE results (id INTEGER PRIMARY KEY, agent_id TEXT NOT NULL, sequence INTEGER NOT NULL, probe_id TEXT NOT NULL, started_at INTEGER NOT NULL, outcome TEXT NOT NULL, rtt_ms REAL, body TEXT NOT NULL)")
+        let rows = try JSONDecoder().decode(Report.self, from: Data(templates[agents[0]]!.utf8)).results
+        let bodies = try rows.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
+        let started = ContinuousClock.now
+        let deadline = started + .milliseconds(Int(seconds * 1000))
+        var inserted = 0
+        var sequence = 0
+        while ContinuousClock.now < deadline {
+            sequence += 1
+            var binds: [SQLiteData] = []
+            for (index, row) in rows.enumerated() {
+                binds += [.text(agents[sequence % agents.count]), .integer(sequence), .text(row.probeId), .integer(Int(row.startedAtMs)), .text("ok"), .float(0.4), .text(bodies[index])]
+            }
+            _ = try await connection.query("BEGIN IMMEDIATE")
+            _ = try await connection.query(
+                "INSERT INTO results (agent_id, sequence, probe_id, started_at, outcome, rtt_ms, body) VALUES " + Array(repeating: "(?, ?, ?, ?, ?, ?, ?)", count: rows.count).joined(separator: ", "), binds)
+            _ = try await connection.query("COMMIT")
+            inserted += rows.count
+        }
+        return Double(inserted) / (Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000)
+    }
+
+    static func measureAsync<T>(_ body: () async throws -> T) async throws -> (T, Double) {
+        let start = ContinuousClock.now
+        let value = try await body()
+        return (value, Double((ContinuousClock.now - start) / .microseconds(1)) / 1e6)
+    }
+}
+
+/// The load generator's shared, read-only inputs.
+struct IngestWork: Sendable {
+    let agents: [String]
+    let templates: [String: String]
+    let tokens: [String: String]
+    let base: String
+    private let sequences = SequenceBox()
+
+    init(agents: [String], templates: [String: String], tokens: [String: String], base: String) {
+        self.agents = agents
+        self.templates = templates
+        self.tokens = tokens
+        self.base = base
+    }
+
+    func next(_ index: Int) -> (String, [UInt8], String) {
+        let agent = agents[index % agents.count]
+        let sequence = sequences.next(agent)
+        let body = templates[agent]!.replacingOccurrences(of: "999999999", with: String(sequence))
+        return (agent, Array(body.utf8), tokens[agent] ?? "")
+    }
+}
+
+final class SequenceBox: Sendable {
+    private let state = Mutex<[String: Int]>([:])
+    func next(_ agent: String) -> Int { state.withLock { $0[agent, default: 0] += 1; return $0[agent]! } }
+}
