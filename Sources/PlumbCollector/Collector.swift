@@ -72,7 +72,11 @@ public actor Collector {
     /// Loads agents, pair states and open alerts from the store, then the topology: the stored one, or the model
     /// file when it differs (a new version is kept).
     public func start(now: Int64) async throws {
-        for agent in try await store.agents() { agents[agent.agentId] = agent }
+        // After a restart every agent gets a fresh silence window: the collector was away, not the agents.
+        for var agent in try await store.agents() {
+            agent.lastSeenAtMs = max(agent.lastSeenAtMs, now)
+            agents[agent.agentId] = agent
+        }
         pairs = try await store.pairStates()
         book = AlertBook(open: try await store.alerts(AlertFilter(status: .firing, limit: 100_000)))
         for delivery in try await store.deliveries(alertId: nil, limit: 10_000) where delivery.deliveredAtMs != nil {
@@ -161,7 +165,8 @@ public actor Collector {
 
     /// The agent a bearer token belongs to, when it is that agent's token.
     public func authenticateAgent(id: String, bearer: String) throws -> AgentRecord {
-        guard let agent = agents[id] else { throw APIError(404, "unknown_agent", "no agent \(id) is registered; register first", field: "id") }
+        // Unknown agents and wrong tokens answer alike, so a bearer cannot find out which agent ids exist.
+        guard let agent = agents[id] else { throw APIError(401, "unauthorized", "this token does not belong to agent \(id); register first") }
         guard constantTimeEqual(Array(agent.tokenHash.utf8), Array(hexString(SHA256.hash(Array(bearer.utf8))).utf8)) else {
             throw APIError(401, "unauthorized", "this token does not belong to agent \(id)")
         }
@@ -312,6 +317,8 @@ public actor Collector {
     private func observe(_ result: ProbeResult, agentId: String) {
         let key = "\(agentId)/\(result.probeId)"
         guard catalog[key] != nil else { return }
+        // A probe that could not run (no name, no ICMP here, a local error) says nothing about the path.
+        if result.outcome == .dnsFailure || result.outcome == .unsupported || result.outcome == .error { return }
         let reason = Self.disagreement(result)
         var state = pairs[key] ?? PairState()
         let rtt = result.burst?.rttAvgMs ?? (result.kind == .tcp ? result.timings.connectMs : nil)
@@ -362,14 +369,12 @@ public actor Collector {
         for change in changes {
             switch change {
             case .fired(let alert):
-                try await store.saveAlert(alert, event: "firing", at: now)
-                deliveries += queue(alert, event: "firing", now: now)
+                try await store.saveAlert(alert, event: "firing", at: now, deliveries: queue(alert, event: "firing", now: now))
                 logger.notice("alert firing", metadata: ["kind": "\(alert.kind.rawValue)", "component": "\(alert.component)", "id": "\(alert.id)"])
             case .updated(let alert):
-                try await store.saveAlert(alert, event: "updated", at: now)
+                try await store.saveAlert(alert, event: "updated", at: now, deliveries: [])
             case .resolved(let alert):
-                try await store.saveAlert(alert, event: "resolved", at: now)
-                deliveries += queue(alert, event: "resolved", now: now)
+                try await store.saveAlert(alert, event: "resolved", at: now, deliveries: queue(alert, event: "resolved", now: now))
                 logger.notice("alert resolved", metadata: ["kind": "\(alert.kind.rawValue)", "component": "\(alert.component)", "id": "\(alert.id)"])
             }
         }
@@ -475,7 +480,7 @@ public actor Collector {
         guard stored.status == .firing, let alert = book.acknowledge(fingerprint: stored.fingerprint, by: who, at: now) else {
             throw APIError(409, "not_firing", "alert \(alertId) is \(stored.status.rawValue); only firing alerts can be acknowledged")
         }
-        try await store.saveAlert(alert, event: "acknowledged", at: now)
+        try await store.saveAlert(alert, event: "acknowledged", at: now, deliveries: [])
         return alert
     }
 

@@ -400,7 +400,7 @@ public actor SQLiteStore: Store {
 
     // MARK: - Alerts
 
-    public func saveAlert(_ alert: Alert, event: String, at: Int64) async throws {
+    public func saveAlert(_ alert: Alert, event: String, at: Int64, deliveries: [OutboxEntry]) async throws {
         try await exclusive {
             try await transaction {
                 try await run(
@@ -414,6 +414,7 @@ public actor SQLiteStore: Store {
                         .text(alert.component), .integer(Int(alert.startsAtMs)), .text(try json(alert)),
                     ])
                 try await run("INSERT INTO alert_events (alert_id, event, at) VALUES (?, ?, ?)", [.text(alert.id), .text(event), .integer(Int(at))])
+                try await insertOutbox(deliveries)
             }
         }
     }
@@ -465,20 +466,21 @@ public actor SQLiteStore: Store {
     public func enqueue(_ entries: [OutboxEntry]) async throws {
         try await exclusive {
             guard !entries.isEmpty else { return }
-            try await transaction {
-                for entry in entries {
-                    try await run(
-                        """
-                        INSERT INTO outbox (receiver, alert_id, event, idempotency_key, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (idempotency_key) DO NOTHING
-                        """,
-                        [
-                            .text(entry.receiver), .text(entry.alertId), .text(entry.event), .text(entry.idempotencyKey),
-                            .integer(Int(entry.createdAtMs)),
-                            .integer(Int(entry.nextAttemptAtMs)),
-                        ])
-                }
-            }
+            try await transaction { try await insertOutbox(entries) }
+        }
+    }
+
+    private func insertOutbox(_ entries: [OutboxEntry]) async throws {
+        for entry in entries {
+            try await run(
+                """
+                INSERT INTO outbox (receiver, alert_id, event, idempotency_key, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (idempotency_key) DO NOTHING
+                """,
+                [
+                    .text(entry.receiver), .text(entry.alertId), .text(entry.event), .text(entry.idempotencyKey), .integer(Int(entry.createdAtMs)),
+                    .integer(Int(entry.nextAttemptAtMs)),
+                ])
         }
     }
 

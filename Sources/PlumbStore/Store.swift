@@ -196,8 +196,9 @@ public protocol Store: Sendable {
     /// The stored pair states by `agentId/probeId`.
     func pairStates() async throws -> [String: PairState]
 
-    /// Inserts or updates an alert and records `event` (`firing`, `resolved`, `updated`, `acknowledged`) for it.
-    func saveAlert(_ alert: Alert, event: String, at: Int64) async throws
+    /// Inserts or updates an alert, records `event` (`firing`, `resolved`, `updated`, `acknowledged`) for it, and queues
+    /// `deliveries` — in one transaction, so a crash cannot leave a firing alert without its notifications.
+    func saveAlert(_ alert: Alert, event: String, at: Int64, deliveries: [OutboxEntry]) async throws
     /// Alerts matching `filter`, newest first.
     func alerts(_ filter: AlertFilter) async throws -> [Alert]
     /// One alert.

@@ -168,19 +168,38 @@ public struct Correlator: Sendable {
         let silentAgents = Set(agents.filter { now - $0.lastSeenMs > silenceMs }.map(\.agentId))
         // Pairs from silent agents say nothing new; pairs towards silent agents are explained by the silence.
         let silentInstances = Set(agents.filter { silentAgents.contains($0.agentId) }.map(\.instance))
-        let live = pairs.filter { !silentAgents.contains($0.probe.sourceAgent) }
-        let disagreeing = live.filter { $0.state.status == .disagreeing }
+        func isLive(_ pair: PairView) -> Bool { silentAgents.isEmpty || !silentAgents.contains(pair.probe.sourceAgent) }
+        let disagreeing = pairs.filter { $0.state.status == .disagreeing && isLive($0) }
+        let blockedPairs = disagreeing.filter { $0.reason == .blocked && !silentInstances.contains($0.probe.targetInstance ?? "") }
 
         findings += silence(agents: agents, silent: silentAgents, now: now)
         // A pair only vouches for its path when its latest result agreed: one that just failed may be on its way down.
-        findings += blocked(
-            disagreeing.filter { $0.reason == .blocked && !silentInstances.contains($0.probe.targetInstance ?? "") },
-            agreeing: live.filter { $0.state.status != .disagreeing && $0.probe.expectReach && $0.state.recent.last == false }, now: now)
+        if !blockedPairs.isEmpty {
+            findings += blocked(
+                blockedPairs,
+                agreeing: pairs.filter { $0.state.status != .disagreeing && $0.probe.expectReach && $0.state.recent.last == false && isLive($0) },
+                now: now)
+        }
         findings += exposure(disagreeing.filter { $0.reason == .reached })
         findings += identity(disagreeing.filter { $0.reason == .identity }, placements: placements)
         findings += egress(disagreeing.filter { $0.reason == .egressIP })
-        findings += latency(live.filter { $0.state.latencyRegressed && $0.state.status != .disagreeing })
-        return findings.sorted { ($0.severity, $0.kind.rawValue, $0.component) > ($1.severity, $1.kind.rawValue, $1.component) }
+        findings += latency(pairs.filter { $0.state.latencyRegressed && $0.state.status != .disagreeing && isLive($0) })
+        // One finding per fingerprint (kind and component): an ACL blamed for two ports is one alert with both sets of pairs.
+        var merged: [String: Finding] = [:]
+        var order: [String] = []
+        for finding in findings {
+            if var existing = merged[finding.fingerprint] {
+                existing.pairs = Array(Set(existing.pairs + finding.pairs)).sorted()
+                existing.evidence += finding.evidence.filter { !existing.evidence.contains($0) }
+                merged[finding.fingerprint] = existing
+            } else {
+                merged[finding.fingerprint] = finding
+                order.append(finding.fingerprint)
+            }
+        }
+        return order.compactMap { merged[$0] }.sorted {
+            ($0.severity, $0.kind.rawValue, $0.component) > ($1.severity, $1.kind.rawValue, $1.component)
+        }
     }
 
     private func silence(agents: [AgentActivity], silent: Set<String>, now: Int64) -> [Finding] {
@@ -210,8 +229,12 @@ public struct Correlator: Sendable {
     /// specific type, until every failing pair is explained.
     private func blocked(_ failing: [PairView], agreeing: [PairView], now: Int64) -> [Finding] {
         guard !failing.isEmpty else { return [] }
+        // Only the components on failing paths matter: count passing pairs through those alone.
+        let suspects = Set(failing.flatMap(components(of:)))
         var passingThrough: [String: Int] = [:]
-        for pair in agreeing { for component in Set(components(of: pair)) { passingThrough[component, default: 0] += 1 } }
+        for pair in agreeing {
+            for component in components(of: pair) where suspects.contains(component) { passingThrough[component, default: 0] += 1 }
+        }
         var remaining = failing
         var findings: [Finding] = []
         while !remaining.isEmpty {

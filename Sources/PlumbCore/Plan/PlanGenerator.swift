@@ -167,7 +167,9 @@ public struct PlanGenerator: Sendable {
 
     // MARK: - One agent
 
-    private func plan(for agent: AgentPlacement, bySubnet: [Int: [AgentPlacement]], denyFlows: [Int: [(to: Party, intent: Intent)]], chosen: Chosen) -> [PlannedProbe] {
+    private func plan(for agent: AgentPlacement, bySubnet: [Int: [AgentPlacement]], denyFlows: [Int: [(to: Party, intent: Intent)]], chosen: Chosen)
+        -> [PlannedProbe]
+    {
         guard let sourceInterface = primaryInterface(agent.instance) else { return [] }
         let subnet = network.interfaces[sourceInterface].subnet
         let source = Party.interface(sourceInterface, address: network.interfaces[sourceInterface].privateIp)
@@ -191,7 +193,9 @@ public struct PlanGenerator: Sendable {
             guard let address = network.endpointAddress(index) else { continue }
             let isEcho = endpoint.kind == .egressEcho
             let key = "\(isEcho ? "egress" : "endpoint"):\(network.subnets[subnet].id):\(endpoint.id)"
-            guard chosen.members(isEcho ? settings.egressAgentsPerSubnet : settings.serviceAgentsPerSubnet, of: mates, key: key).contains(agent.agentId) else {
+            guard
+                chosen.members(isEcho ? settings.egressAgentsPerSubnet : settings.serviceAgentsPerSubnet, of: mates, key: key).contains(agent.agentId)
+            else {
                 continue
             }
             let destination = network.party(for: address)
@@ -266,7 +270,16 @@ public struct PlanGenerator: Sendable {
 
         // Expected-deny: flows the intents say must be blocked, from this agent's instance.
         var denies: [PlannedProbe] = []
-        for (to, intent) in denyFlows[sourceInterface] ?? [] {
+        // A deterministic sample per agent first (an intent over every instance has thousands of flows per agent), then
+        // the engine on the sample only.
+        var candidates = denyFlows[sourceInterface] ?? []
+        let wanted = settings.denyFlowsPerAgent * 4
+        if candidates.count > wanted {
+            var generator = SplitMix64(seed: Self.rendezvousScore("deny", agent.agentId))
+            for index in 0..<wanted { candidates.swapAt(index, index + generator.below(candidates.count - index)) }
+            candidates = Array(candidates.prefix(wanted))
+        }
+        for (to, intent) in candidates {
             guard case .interface(let targetIndex, let targetAddress) = to, case .instance(let owner) = network.interfaces[targetIndex].owner else {
                 continue
             }
