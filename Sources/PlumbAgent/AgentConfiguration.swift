@@ -119,13 +119,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         } catch {
             throw Invalid(problems: ["\(path): cannot read the configuration file: \(error.localizedDescription)"])
         }
-        let parsed = DocumentParser.parse(text, file: path)
-        guard let node = parsed.node else { throw Invalid(problems: parsed.diagnostics.map(\.description)) }
-        let decoded = DocumentDecoder.decode(File.self, from: node)
-        let diagnostics = parsed.diagnostics + decoded.diagnostics
-        guard let file = decoded.value, !diagnostics.hasErrors else {
-            throw Invalid(problems: diagnostics.sortedByLocation().map(\.description))
-        }
+        let decoded = DocumentParser.decode(File.self, text: text, file: path)
+        guard let file = decoded.value else { throw Invalid(problems: decoded.diagnostics.map(\.description)) }
         var configuration = AgentConfiguration()
         configuration.collectorURL = file.collector?.url
         configuration.enrollmentToken = file.collector?.enrollmentToken
@@ -184,11 +179,7 @@ public struct AgentConfiguration: Sendable, Equatable {
 
     /// Reads a token file, trimmed; an empty or unreadable file is an error naming the setting.
     public static func readSecret(_ path: String, what: String) throws -> String {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw Invalid(problems: ["\(what): cannot read \(path)"])
-        }
-        let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !token.isEmpty else { throw Invalid(problems: ["\(what): \(path) is empty"]) }
+        guard let token = SecretFile.read(path) else { throw Invalid(problems: ["\(what): cannot read a token from \(path) (missing or empty)"]) }
         return token
     }
 }

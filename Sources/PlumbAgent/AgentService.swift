@@ -177,13 +177,8 @@ public struct AgentService: Service {
         } catch {
             throw StartError(description: "\(path): cannot read the plan: \(error.localizedDescription)")
         }
-        let parsed = DocumentParser.parse(text, file: path)
-        guard let node = parsed.node else { throw StartError(description: parsed.diagnostics.map(\.description).joined(separator: "\n")) }
-        let decoded = DocumentDecoder.decode(Plan.self, from: node)
-        let diagnostics = parsed.diagnostics + decoded.diagnostics
-        guard let plan = decoded.value, !diagnostics.hasErrors else {
-            throw StartError(description: diagnostics.sortedByLocation().map(\.description).joined(separator: "\n"))
-        }
+        let decoded = DocumentParser.decode(Plan.self, text: text, file: path)
+        guard let plan = decoded.value else { throw StartError(description: decoded.diagnostics.map(\.description).joined(separator: "\n")) }
         let problems = plan.problems()
         guard problems.isEmpty else { throw StartError(description: problems.map { "\(path): \($0)" }.joined(separator: "\n")) }
         return plan

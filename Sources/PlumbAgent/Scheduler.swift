@@ -37,19 +37,15 @@ public final class Scheduler: Sendable {
         gate.setCapacity(plan.settings.maxConcurrency)
         pacer.setRate(plan.settings.maxProbesPerSecond)
         let wanted = Dictionary(plan.probes.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        let stopped = running.withLock { running -> [Task<Void, Never>] in
-            var stopped: [Task<Void, Never>] = []
+        running.withLock { running in
             for (id, current) in running where wanted[id] != current.spec {
                 current.task.cancel()
-                stopped.append(current.task)
                 running[id] = nil
             }
             for (id, spec) in wanted where running[id] == nil {
                 running[id] = Running(spec: spec, task: start(spec))
             }
-            return stopped
         }
-        _ = stopped
     }
 
     /// Cancels every probe and waits until they have stopped.

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import PlumbCore
 import PlumbModelIO
+import PlumbProbes
 import PlumbStore
 import PlumbWire
 import Prometheus
@@ -26,7 +27,7 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: JSONErrorMiddleware(logger: collector.logger))
     let limit = configuration.maxBodyBytes
-    let now: @Sendable () -> Int64 = { wallClockMillisecondsForAPI() }
+    let now: @Sendable () -> Int64 = { wallClockMilliseconds() }
 
     // MARK: Agents
     router.post("/v1/agents/register") { request, _ -> Response in
@@ -207,8 +208,6 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
     }
     return router
 }
-
-func wallClockMillisecondsForAPI() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
 // MARK: - Helpers
 

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import PlumbProbes
 import PlumbStore
 import Prometheus
 import ServiceLifecycle
@@ -22,10 +23,10 @@ public struct EvaluationService: Service {
         var lastRollUp = ContinuousClock.now
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                try await collector.evaluate(now: wallClockMillisecondsForAPI())
+                try await collector.evaluate(now: wallClockMilliseconds())
                 if ContinuousClock.now - lastRollUp > .seconds(60) {
                     lastRollUp = .now
-                    let rolled = try await collector.rollUp(now: wallClockMillisecondsForAPI())
+                    let rolled = try await collector.rollUp(now: wallClockMilliseconds())
                     if rolled > 0 { logger.debug("rolled up results", metadata: ["rows": "\(rolled)"]) }
                 }
             } catch {
@@ -43,7 +44,7 @@ public func buildApplication(
 ) async throws -> some ApplicationProtocol {
     let store = try await SQLiteStore.open(path: configuration.sqlitePath, logger: logger)
     let collector = Collector(store: store, configuration: configuration, logger: logger)
-    try await collector.start(now: wallClockMillisecondsForAPI())
+    try await collector.start(now: wallClockMilliseconds())
     let router = buildRouter(collector: collector, configuration: configuration, registry: registry)
     return Application(
         router: router, configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "plumb-collector"),

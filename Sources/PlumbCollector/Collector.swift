@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import PlumbCore
 import PlumbModelIO
+import PlumbProbes
 import PlumbStore
 import PlumbWire
 
@@ -263,7 +264,7 @@ public actor Collector {
 
     /// An agent's plan and ETag.
     public func plan(agentId: String) async throws -> (etag: String, plan: Plan) {
-        try await replanIfNeeded(now: wallClockMillisecondsForAPI())
+        try await replanIfNeeded(now: wallClockMilliseconds())
         if let plan = plansByAgent[agentId] { return plan }
         let empty = Plan(agentId: agentId, planId: "\"empty\"", probes: [], settings: PlanSettings(planRefreshMs: configuration.planRefreshMs))
         return ("\"empty\"", empty)

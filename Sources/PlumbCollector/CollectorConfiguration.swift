@@ -138,11 +138,8 @@ public struct CollectorConfiguration: Sendable {
     /// Reads `path` over the defaults.
     public static func load(path: String) throws -> CollectorConfiguration {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw Invalid(problems: ["\(path): cannot read the file"]) }
-        let parsed = DocumentParser.parse(text, file: path)
-        guard let node = parsed.node else { throw Invalid(problems: parsed.diagnostics.map(\.description)) }
-        let decoded = DocumentDecoder.decode(File.self, from: node)
-        let diagnostics = parsed.diagnostics + decoded.diagnostics
-        guard let file = decoded.value, !diagnostics.hasErrors else { throw Invalid(problems: diagnostics.sortedByLocation().map(\.description)) }
+        let decoded = DocumentParser.decode(File.self, text: text, file: path)
+        guard let file = decoded.value else { throw Invalid(problems: decoded.diagnostics.map(\.description)) }
         var configuration = CollectorConfiguration()
         configuration.modelPath = file.model
         configuration.database = file.database ?? configuration.database
@@ -219,10 +216,9 @@ public struct CollectorConfiguration: Sendable {
     /// The SQLite file path of `database`.
     public var sqlitePath: String { database.hasPrefix("sqlite:") ? String(database.dropFirst("sqlite:".count)) : database }
 
-    static func readSecret(_ path: String, what: String) throws -> String {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw Invalid(problems: ["\(what): cannot read \(path)"]) }
-        let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !token.isEmpty else { throw Invalid(problems: ["\(what): \(path) is empty"]) }
+    /// Reads a token file; an unreadable or empty file is an error naming the setting.
+    public static func readSecret(_ path: String, what: String) throws -> String {
+        guard let token = SecretFile.read(path) else { throw Invalid(problems: ["\(what): cannot read a token from \(path) (missing or empty)"]) }
         return token
     }
 }

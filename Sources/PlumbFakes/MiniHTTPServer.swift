@@ -205,3 +205,15 @@ public final class MiniHTTPServer: Sendable {
         }
     }
 }
+
+/// A TCP port on 127.0.0.1 that nothing listens on now (bound, read, closed): for a server started later, or a
+/// connection that must be refused.
+public func freeTCPPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = plumb_sockaddr_in(0x7f00_0001, 0)
+    _ = plumb_bind_in(fd, &address)
+    var local = sockaddr_in()
+    _ = plumb_getsockname_in(fd, &local)
+    return Int(plumb_sockaddr_port(&local))
+}

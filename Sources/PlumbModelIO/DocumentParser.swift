@@ -1,3 +1,4 @@
+import Foundation
 import PlumbCore
 import Yams
 
@@ -78,5 +79,27 @@ public enum DocumentParser {
                 Diagnostic(.error, at: location(alias.mark), code: "malformed", "YAML aliases (*name) are not supported; write the value out"))
             return DocumentNode(.null, at: location(alias.mark))
         }
+    }
+}
+
+extension DocumentParser {
+    /// Parses `text` and decodes `T` with locations and unknown-field checks: the one path for models, configuration
+    /// files, plans and strict API documents. `value` is nil when there are errors; `diagnostics` has them all.
+    public static func decode<T: Decodable>(_ type: T.Type, text: String, file: String) -> (value: T?, diagnostics: [Diagnostic]) {
+        let parsed = parse(text, file: file)
+        guard let node = parsed.node else { return (nil, parsed.diagnostics) }
+        let decoded = DocumentDecoder.decode(type, from: node)
+        let diagnostics = (parsed.diagnostics + decoded.diagnostics).sortedByLocation()
+        return (diagnostics.hasErrors ? nil : decoded.value, diagnostics)
+    }
+}
+
+/// Secrets kept in files (tokens): read once, surrounding white space trimmed.
+public enum SecretFile {
+    /// The secret in `path`; nil when the file cannot be read or holds only white space.
+    public static func read(_ path: String) -> String? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return secret.isEmpty ? nil : secret
     }
 }

@@ -46,10 +46,9 @@ struct Demo: AsyncParsableCommand {
 
         // The services outside the VPC: S3 and SQS stand-ins, and a webhook receiver that checks signatures.
         let endpoints = try topology.endpoints.map { endpoint -> (String, String, Int) in
-            guard let url = endpoint.url, let address = endpoint.addresses?.first?.network.description, let port = endpoint.port else {
+            guard endpoint.url != nil, let address = endpoint.addresses?.first?.network.description, let port = endpoint.port else {
                 throw ValidationError("endpoint \(endpoint.id) needs url, addresses and port in the demo model")
             }
-            _ = url
             return (endpoint.id, address, port)
         }
         let standIns = StandIns()
@@ -72,7 +71,7 @@ struct Demo: AsyncParsableCommand {
         configuration.modelPath = model
         configuration.database = directory + "/plumb.sqlite"
         configuration.host = "127.0.0.1"
-        configuration.port = freePort()
+        configuration.port = freeTCPPort()
         configuration.operatorToken = "demo-operator-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         configuration.enrollmentToken = "demo-enrollment-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         configuration.receivers = [Receiver(name: "demo-receiver", url: receiver.url + "/plumb", format: .plumb, secret: secret)]
@@ -239,19 +238,4 @@ struct DemoAPI: Sendable {
         guard response.failure == nil, response.status == 200 else { return nil }
         return (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
     }
-}
-
-/// A TCP port on 127.0.0.1 that is free now.
-func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    _ = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
 }

@@ -54,8 +54,12 @@ struct Serve: AsyncParsableCommand {
             if let model { settings.modelPath = model }
             if let db { settings.database = db }
             if let listen { try settings.setListen(listen, source: "--listen") }
-            if let operatorTokenFile { settings.operatorToken = try readToken(operatorTokenFile) }
-            if let enrollmentTokenFile { settings.enrollmentToken = try readToken(enrollmentTokenFile) }
+            if let operatorTokenFile {
+                settings.operatorToken = try CollectorConfiguration.readSecret(operatorTokenFile, what: "--operator-token-file")
+            }
+            if let enrollmentTokenFile {
+                settings.enrollmentToken = try CollectorConfiguration.readSecret(enrollmentTokenFile, what: "--enrollment-token-file")
+            }
             try settings.check(source: "the command line")
             guard settings.enrollmentToken != nil else {
                 throw CollectorConfiguration.Invalid(problems: [
@@ -80,12 +84,5 @@ struct Serve: AsyncParsableCommand {
         }
         logger.info("listening", metadata: ["address": "\(settings.host):\(settings.port)", "store": "\(settings.sqlitePath)"])
         try await app.runService()
-    }
-
-    private func readToken(_ path: String) throws -> String {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8), !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            throw CollectorConfiguration.Invalid(problems: ["cannot read a token from \(path)"])
-        }
-        return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PlumbModelIO
 import PlumbProbes
 
 /// Where the collector is, and the operator token.
@@ -20,8 +21,8 @@ struct CollectorOptions: ParsableArguments {
 
     func token() throws -> String {
         if let tokenFile {
-            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else { throw ValidationError("cannot read \(tokenFile)") }
-            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let token = SecretFile.read(tokenFile) else { throw ValidationError("cannot read a token from \(tokenFile) (missing or empty)") }
+            return token
         }
         guard let token = ProcessInfo.processInfo.environment["PLUMB_OPERATOR_TOKEN"] else {
             throw ValidationError("the operator token is needed: --token-file FILE or PLUMB_OPERATOR_TOKEN")

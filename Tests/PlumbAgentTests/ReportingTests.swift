@@ -158,11 +158,9 @@ struct ReportingTests {
         collector.state.withLock { $0.tokens = ["t"] }
         let session = Session(directory: nil)
         session.set(.init(agentId: "agent-1", token: "t"))
-        let spool = try Spool(directory: directory.path, maxBytes: 1 << 20)
         // A corrupt batch on disk (as a broken disk or an older agent might leave it).
         _ = FileManager.default.createFile(atPath: directory.path + "/00000000000000000001-1.json", contents: Data("{not json".utf8))
         let reopened = try Spool(directory: directory.path, maxBytes: 1 << 20)
-        _ = spool
         let reporter = Reporter(
             destination: .collector(CollectorClient(baseURL: collector.url), session, reopened), logger: quietLogger, agentId: { "agent-1" })
         reporter.submit(result("good"))

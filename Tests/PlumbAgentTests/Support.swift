@@ -18,17 +18,6 @@ struct TemporaryDirectory {
     func cleanup() { try? FileManager.default.removeItem(atPath: path) }
 }
 
-/// A TCP port on 127.0.0.1 that is free now.
-func freeTCPPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = plumb_sockaddr_in(0x7f00_0001, 0)
-    _ = plumb_bind_in(fd, &address)
-    var local = sockaddr_in()
-    _ = plumb_getsockname_in(fd, &local)
-    close(fd)
-    return Int(plumb_sockaddr_port(&local))
-}
-
 let quietLogger: Logger = {
     var logger = Logger(label: "test")
     logger.logLevel = .critical

@@ -17,7 +17,7 @@ struct ProberTests {
         #expect(open.timings.connectMs ?? -1 >= 0)
         #expect(open.matchesExpectation)
         let closed = await runner.run(
-            ProbeSpec(id: "t", kind: .tcp, target: "127.0.0.1", port: closedTCPPort(), expect: ProbeExpectation(verdict: .block)))
+            ProbeSpec(id: "t", kind: .tcp, target: "127.0.0.1", port: freeTCPPort(), expect: ProbeExpectation(verdict: .block)))
         #expect(closed.outcome == .refused)
         #expect(closed.outcome.reached)
         // Refused means the host was reached: an expected-deny flow that is refused did cross the network.
@@ -79,7 +79,7 @@ struct ProberTests {
         defer { slow.stop() }
         let late = await runner.run(ProbeSpec(id: "h", kind: .http, target: slow.url + "/", timeoutMs: 300))
         #expect(late.outcome == .timeout)
-        let refused = await runner.run(ProbeSpec(id: "h", kind: .http, target: "http://127.0.0.1:\(closedTCPPort())/", timeoutMs: 1_000))
+        let refused = await runner.run(ProbeSpec(id: "h", kind: .http, target: "http://127.0.0.1:\(freeTCPPort())/", timeoutMs: 1_000))
         #expect(refused.outcome == .refused)
     }
 

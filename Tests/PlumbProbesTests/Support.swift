@@ -14,17 +14,6 @@ func closedUDPPort() -> Int {
     return Int(plumb_sockaddr_port(&local))
 }
 
-/// A TCP port on 127.0.0.1 that nothing listens on.
-func closedTCPPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = plumb_sockaddr_in(0x7f00_0001, 0)
-    _ = plumb_bind_in(fd, &address)
-    var local = sockaddr_in()
-    _ = plumb_getsockname_in(fd, &local)
-    close(fd)
-    return Int(plumb_sockaddr_port(&local))
-}
-
 /// A UDP server on its own thread that answers each datagram with `transform(datagram)` (nil: no answer).
 final class UDPServer: Sendable {
     let port: Int

@@ -200,12 +200,11 @@ public struct PlanGenerator: Sendable {
             }
             let destination = network.party(for: address)
             let port = endpoint.port ?? (endpoint.url?.hasPrefix("http://") == true ? 80 : 443)
-            guard let (verdict, blocker) = try? network.verdict(from: source, to: destination, port: port, protocol: .tcp, details: false) else {
+            guard let (verdict, _) = try? network.verdict(from: source, to: destination, port: port, protocol: .tcp, details: false) else {
                 continue
             }
             // Endpoints are probed where the model says they are used; the egress echo wherever a NAT carries traffic.
             guard verdict == .allowed else { continue }
-            _ = blocker
             let components = pathComponents(from: source, to: destination, port: port, proto: .tcp)
             // The NAT on the path; for the NAT instance itself, its own NAT (it leaves with the same Elastic IP).
             let ownNAT = network.nats.first { info in info.interface.map { network.instances[agent.instance].interfaces.contains($0) } ?? false }?.id
