@@ -58,7 +58,7 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
         } catch {
             throw APIError(400, "invalid_json", "the body is not JSON: \(error)")
         }
-        return try json(try await collector.ingest(report, agentId: id, now: now()))
+        return try json(try await collector.ingest(report, body: String(buffer: body), agentId: id, now: now()))
     }
     router.get("/v1/agents") { request, _ -> Response in
         try await requireOperator(request, collector)

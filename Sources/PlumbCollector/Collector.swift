@@ -58,6 +58,7 @@ public actor Collector {
     private var lastNotified: [String: Int64] = [:]  // receiver|fingerprint
     private var rateBuckets: [String: (tokens: Double, at: Int64)] = [:]
     private var dirtyPairs = false
+    private var hysteresis = Hysteresis()
     private var plansStale = false
     private var lastReplanCost: Duration = .zero
     private var lastReplanAt = ContinuousClock.now
@@ -220,6 +221,9 @@ public actor Collector {
             placed.append(AgentPlacement(agentId: agent.agentId, instance: index, responderPort: agent.registration.responderPort ?? 7471))
         }
         let probing = model.topology.probing
+        hysteresis =
+            configuration.hysteresis
+            ?? Hysteresis(failuresToDown: probing?.failuresToDown ?? 3, window: probing?.window ?? 5, successesToUp: probing?.successesToUp ?? 2)
         let generator = PlanGenerator(network: model.network, settings: PlannerSettings(peersPerSubnet: probing?.peersPerSubnet))
         let planned = generator.plans(for: placed)
         var newCatalog: [String: PlannedProbe] = [:]
@@ -287,7 +291,7 @@ public actor Collector {
     }
 
     /// Stores a report (once) and feeds its results to the pair states; acknowledged after the commit.
-    public func ingest(_ report: Report, agentId: String, now: Int64) async throws -> ReportAcknowledgement {
+    public func ingest(_ report: Report, body: String? = nil, agentId: String, now: Int64) async throws -> ReportAcknowledgement {
         guard report.agentId == agentId else {
             throw APIError(422, "agent_mismatch", "the report names agent \(report.agentId) but was posted for \(agentId)", field: "agentId")
         }
@@ -296,7 +300,7 @@ public actor Collector {
                 413, "too_many_results", "\(report.results.count) results; at most \(configuration.maxResultsPerReport) per report", field: "results")
         }
         guard report.sequence >= 1 else { throw APIError(422, "invalid_sequence", "sequence numbers start at 1", field: "sequence") }
-        let outcome = try await store.ingest(report, receivedAt: now)
+        let outcome = try await store.ingest(report, body: body, receivedAt: now)
         agents[agentId]?.lastSeenAtMs = now
         let lastSequence = max(agents[agentId]?.lastSequence ?? 0, report.sequence)
         agents[agentId]?.lastSequence = lastSequence
@@ -323,7 +327,7 @@ public actor Collector {
         let reason = Self.disagreement(result)
         var state = pairs[key] ?? PairState()
         let rtt = result.burst?.rttAvgMs ?? (result.kind == .tcp ? result.timings.connectMs : nil)
-        _ = state.observe(disagrees: reason != nil, rttMs: rtt, at: result.startedAtMs, hysteresis: configuration.hysteresis)
+        _ = state.observe(disagrees: reason != nil, rttMs: rtt, at: result.startedAtMs, hysteresis: hysteresis)
         pairs[key] = state
         dirtyPairs = true
         let summary = Self.summary(result)

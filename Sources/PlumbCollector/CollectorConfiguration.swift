@@ -66,8 +66,9 @@ public struct CollectorConfiguration: Sendable {
     public var operatorToken: String?
     public var enrollmentToken: String?
     public var receivers: [Receiver] = []
-    /// Hysteresis for pair states.
-    public var hysteresis = Hysteresis()
+    /// Hysteresis for pair states, when this configuration sets it (`evaluation` in the file); else the model's
+    /// `probing.failuresToDown`, `window` and `successesToUp`, else 3 of 5 down and 2 up.
+    public var hysteresis: Hysteresis?
     /// Seconds between evaluations.
     public var evaluationIntervalSeconds = 2.0
     /// Seconds without a report after which an agent is silent.
@@ -155,8 +156,10 @@ public struct CollectorConfiguration: Sendable {
         if let evaluation = file.evaluation {
             configuration.evaluationIntervalSeconds = evaluation.intervalSeconds ?? configuration.evaluationIntervalSeconds
             configuration.silenceSeconds = evaluation.silenceSeconds ?? configuration.silenceSeconds
-            configuration.hysteresis = Hysteresis(
-                failuresToDown: evaluation.failuresToDown ?? 3, window: evaluation.window ?? 5, successesToUp: evaluation.successesToUp ?? 2)
+            if evaluation.failuresToDown != nil || evaluation.window != nil || evaluation.successesToUp != nil {
+                configuration.hysteresis = Hysteresis(
+                    failuresToDown: evaluation.failuresToDown ?? 3, window: evaluation.window ?? 5, successesToUp: evaluation.successesToUp ?? 2)
+            }
         }
         configuration.retentionSeconds = file.retentionSeconds ?? configuration.retentionSeconds
         if let limits = file.limits {

@@ -77,17 +77,19 @@ public actor SQLiteStore: Store {
         """
         CREATE TABLE agents (
             agent_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL, registration TEXT NOT NULL,
-            registered_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, last_sequence INTEGER NOT NULL DEFAULT 0);
+            registered_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, last_sequence INTEGER NOT NULL DEFAULT 0,
+            sequence_floor INTEGER NOT NULL DEFAULT 0);
         CREATE TABLE topology_versions (
             version INTEGER PRIMARY KEY AUTOINCREMENT, document TEXT NOT NULL, format TEXT NOT NULL, author TEXT NOT NULL,
             comment TEXT, created_at INTEGER NOT NULL);
         CREATE TABLE plans (agent_id TEXT PRIMARY KEY, etag TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL);
         CREATE TABLE reports (
             agent_id TEXT NOT NULL, sequence INTEGER NOT NULL, received_at INTEGER NOT NULL, result_count INTEGER NOT NULL,
-            dropped_batches INTEGER NOT NULL, dropped_results INTEGER NOT NULL, PRIMARY KEY (agent_id, sequence));
+            dropped_batches INTEGER NOT NULL, dropped_results INTEGER NOT NULL, body TEXT, PRIMARY KEY (agent_id, sequence));
+        CREATE INDEX reports_by_time ON reports (received_at);
         CREATE TABLE results (
-            id INTEGER PRIMARY KEY, agent_id TEXT NOT NULL, sequence INTEGER NOT NULL, probe_id TEXT NOT NULL,
-            started_at INTEGER NOT NULL, outcome TEXT NOT NULL, rtt_ms REAL, body TEXT NOT NULL);
+            id INTEGER PRIMARY KEY, agent_id TEXT NOT NULL, sequence INTEGER NOT NULL, position INTEGER NOT NULL, probe_id TEXT NOT NULL,
+            started_at INTEGER NOT NULL, outcome TEXT NOT NULL, rtt_ms REAL, sent INTEGER NOT NULL, received INTEGER NOT NULL);
         CREATE INDEX results_by_time ON results (started_at);
         CREATE INDEX results_by_agent ON results (agent_id, started_at);
         CREATE TABLE rollups (
@@ -254,59 +256,165 @@ public actor SQLiteStore: Store {
 
     // MARK: - Reports and results
 
-    public func ingest(_ report: Report, receivedAt: Int64) async throws -> IngestOutcome {
-        try await exclusive {
-            try await transaction {
-                let existing = try await run(
-                    "SELECT 1 AS found FROM reports WHERE agent_id = ? AND sequence = ?", [.text(report.agentId), .integer(Int(report.sequence))])
-                if !existing.isEmpty { return .duplicate }
-                try await run(
-                    "INSERT INTO reports (agent_id, sequence, received_at, result_count, dropped_batches, dropped_results) VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        .text(report.agentId), .integer(Int(report.sequence)), .integer(Int(receivedAt)), .integer(report.results.count),
-                        .integer(report.dropped.batches), .integer(report.dropped.results),
-                    ])
-                // Many rows per statement: SQLite allows 32,766 bound values.
-                for chunk in stride(from: 0, to: report.results.count, by: 500) {
-                    let slice = report.results[chunk..<min(chunk + 500, report.results.count)]
-                    var binds: [SQLiteData] = []
-                    binds.reserveCapacity(slice.count * 7)
-                    for result in slice {
-                        let rtt = result.burst?.rttAvgMs ?? result.timings.connectMs ?? result.timings.totalMs
-                        binds += [
-                            .text(report.agentId), .integer(Int(report.sequence)), .text(result.probeId), .integer(Int(result.startedAtMs)),
-                            .text(result.outcome.rawValue), rtt.map { .float($0) } ?? .null, .text(try json(result)),
-                        ]
-                    }
-                    let placeholders = Array(repeating: "(?, ?, ?, ?, ?, ?, ?)", count: slice.count).joined(separator: ", ")
-                    try await run(
-                        "INSERT INTO results (agent_id, sequence, probe_id, started_at, outcome, rtt_ms, body) VALUES \(placeholders)", binds)
-                }
-                try await run(
-                    "UPDATE agents SET last_seen_at = MAX(last_seen_at, ?), last_sequence = MAX(last_sequence, ?) WHERE agent_id = ?",
-                    [.integer(Int(receivedAt)), .integer(Int(report.sequence)), .text(report.agentId)])
-                return .stored
+    private struct ReportKey: Hashable {
+        var agent: String
+        var sequence: Int
+    }
+
+    /// A report waiting for the next group commit.
+    private struct PendingIngest {
+        var report: Report
+        var body: String
+        var receivedAt: Int64
+        var continuation: CheckedContinuation<IngestOutcome, any Error>
+    }
+    private var pendingIngests: [PendingIngest] = []
+    private var flushingIngests = false
+    /// Per agent, the highest sequence whose report row was pruned: anything at or below it was stored before.
+    private var sequenceFloors: [String: Int64]?
+
+    /// Group commit: reports that arrive while a transaction runs wait and go together into the next one, so the
+    /// per-transaction cost (and the thread hops of the SQLite driver) is paid once per batch, not once per report.
+    /// Each caller still returns only after its report is committed.
+    public func ingest(_ report: Report, body: String?, receivedAt: Int64) async throws -> IngestOutcome {
+        let text = try body ?? json(report)
+        return try await withCheckedThrowingContinuation { continuation in
+            pendingIngests.append(PendingIngest(report: report, body: text, receivedAt: receivedAt, continuation: continuation))
+            if !flushingIngests {
+                flushingIngests = true
+                Task { await self.flushIngests() }
             }
         }
     }
 
+    private static let maxReportsPerCommit = 256
+
+    private func flushIngests() async {
+        while !pendingIngests.isEmpty {
+            let count = min(pendingIngests.count, Self.maxReportsPerCommit)
+            let batch = Array(pendingIngests.prefix(count))
+            pendingIngests.removeFirst(count)
+            do {
+                let outcomes = try await exclusive { try await transaction { try await ingestBatch(batch) } }
+                for (item, outcome) in zip(batch, outcomes) { item.continuation.resume(returning: outcome) }
+            } catch  where batch.count > 1 {
+                // One report must not fail the others: retry each alone, so only the bad one gets the error.
+                for item in batch {
+                    do {
+                        let outcome = try await exclusive { try await transaction { try await ingestBatch([item]) } }
+                        item.continuation.resume(returning: outcome[0])
+                    } catch {
+                        item.continuation.resume(throwing: error)
+                    }
+                }
+            } catch {
+                for item in batch { item.continuation.resume(throwing: error) }
+            }
+        }
+        flushingIngests = false
+    }
+
+    private func floors() async throws -> [String: Int64] {
+        if let sequenceFloors { return sequenceFloors }
+        var floors: [String: Int64] = [:]
+        for row in try await run("SELECT agent_id, sequence_floor FROM agents WHERE sequence_floor > 0") {
+            if let agent = row.column("agent_id")?.string { floors[agent] = Int64(row.column("sequence_floor")?.integer ?? 0) }
+        }
+        sequenceFloors = floors
+        return floors
+    }
+
+    private func ingestBatch(_ batch: [PendingIngest]) async throws -> [IngestOutcome] {
+        var outcomes = [IngestOutcome](repeating: .duplicate, count: batch.count)
+        let floors = try await floors()
+        var seen = Set<ReportKey>()
+        var candidates: [Int] = []
+        for (index, item) in batch.enumerated() where item.report.sequence > floors[item.report.agentId] ?? 0 {
+            if seen.insert(ReportKey(agent: item.report.agentId, sequence: Int(item.report.sequence))).inserted { candidates.append(index) }
+        }
+        guard !candidates.isEmpty else { return outcomes }
+        // Reports first: the rows that conflict with stored ones are not returned, and their results are not stored.
+        var stored = Set<ReportKey>()
+        for chunk in stride(from: 0, to: candidates.count, by: 1_000) {
+            let slice = candidates[chunk..<min(chunk + 1_000, candidates.count)]
+            var binds: [SQLiteData] = []
+            for index in slice {
+                let item = batch[index]
+                binds += [
+                    .text(item.report.agentId), .integer(Int(item.report.sequence)), .integer(Int(item.receivedAt)),
+                    .integer(item.report.results.count),
+                    .integer(item.report.dropped.batches), .integer(item.report.dropped.results), .text(item.body),
+                ]
+            }
+            let rows = try await run(
+                "INSERT INTO reports (agent_id, sequence, received_at, result_count, dropped_batches, dropped_results, body) VALUES "
+                    + Array(repeating: "(?, ?, ?, ?, ?, ?, ?)", count: slice.count).joined(separator: ", ")
+                    + " ON CONFLICT (agent_id, sequence) DO NOTHING RETURNING agent_id, sequence", binds)
+            for row in rows {
+                stored.insert(ReportKey(agent: row.column("agent_id")?.string ?? "", sequence: row.column("sequence")?.integer ?? 0))
+            }
+        }
+        // Results, many rows per statement (SQLite allows 32,766 bound values); the agents' last-seen times.
+        var chunks: [(rows: Int, binds: [SQLiteData])] = [(0, [])]
+        var lastSeen: [String: (at: Int64, sequence: Int64)] = [:]
+        for index in candidates {
+            let report = batch[index].report
+            guard stored.contains(ReportKey(agent: report.agentId, sequence: Int(report.sequence))) else { continue }
+            outcomes[index] = .stored
+            let previous = lastSeen[report.agentId] ?? (0, 0)
+            lastSeen[report.agentId] = (max(previous.at, batch[index].receivedAt), max(previous.sequence, report.sequence))
+            for (position, result) in report.results.enumerated() {
+                let rtt = result.burst?.rttAvgMs ?? result.timings.connectMs ?? result.timings.totalMs
+                if chunks[chunks.count - 1].rows == 3_000 { chunks.append((0, [])) }
+                chunks[chunks.count - 1].rows += 1
+                chunks[chunks.count - 1].binds += [
+                    .text(report.agentId), .integer(Int(report.sequence)), .integer(position), .text(result.probeId),
+                    .integer(Int(result.startedAtMs)), .text(result.outcome.rawValue), rtt.map { .float($0) } ?? .null,
+                    .integer(result.burst?.sent ?? 1), .integer(result.burst?.received ?? (result.outcome == .ok ? 1 : 0)),
+                ]
+            }
+        }
+        for chunk in chunks where chunk.rows > 0 {
+            try await run(
+                "INSERT INTO results (agent_id, sequence, position, probe_id, started_at, outcome, rtt_ms, sent, received) VALUES "
+                    + Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?)", count: chunk.rows).joined(separator: ", "), chunk.binds)
+        }
+        let agents = Array(lastSeen)
+        for chunk in stride(from: 0, to: agents.count, by: 5_000) {
+            let slice = agents[chunk..<min(chunk + 5_000, agents.count)]
+            try await run(
+                "UPDATE agents SET last_seen_at = MAX(last_seen_at, v.column2), last_sequence = MAX(last_sequence, v.column3) FROM (VALUES "
+                    + Array(repeating: "(?, ?, ?)", count: slice.count).joined(separator: ", ") + ") AS v WHERE agents.agent_id = v.column1",
+                slice.flatMap { [.text($0.key), .integer(Int($0.value.at)), .integer(Int($0.value.sequence))] as [SQLiteData] })
+        }
+        return outcomes
+    }
+
     public func results(agentId: String?, since: Int64, limit: Int) async throws -> [StoredResult] {
         try await exclusive {
+            // A result is a position in its report's stored body; each body is decoded once.
+            let select = """
+                SELECT r.agent_id, r.sequence, r.position, p.body FROM results r
+                JOIN reports p ON p.agent_id = r.agent_id AND p.sequence = r.sequence
+                """
             let rows: [SQLiteRow]
             if let agentId {
                 rows = try await run(
-                    "SELECT agent_id, sequence, body FROM results WHERE agent_id = ? AND started_at >= ? ORDER BY started_at, id LIMIT ?",
+                    select + " WHERE r.agent_id = ? AND r.started_at >= ? ORDER BY r.started_at, r.id LIMIT ?",
                     [.text(agentId), .integer(Int(since)), .integer(limit)])
             } else {
                 rows = try await run(
-                    "SELECT agent_id, sequence, body FROM results WHERE started_at >= ? ORDER BY started_at, id LIMIT ?",
-                    [.integer(Int(since)), .integer(limit)])
+                    select + " WHERE r.started_at >= ? ORDER BY r.started_at, r.id LIMIT ?", [.integer(Int(since)), .integer(limit)])
             }
+            var reports: [ReportKey: Report] = [:]
             return rows.compactMap { row in
-                guard let agent = row.column("agent_id")?.string, let result = decode(ProbeResult.self, row.column("body")?.string) else {
-                    return nil
-                }
-                return StoredResult(agentId: agent, sequence: Int64(row.column("sequence")?.integer ?? 0), result: result)
+                guard let agent = row.column("agent_id")?.string, let sequence = row.column("sequence")?.integer,
+                    let position = row.column("position")?.integer
+                else { return nil }
+                let key = ReportKey(agent: agent, sequence: sequence)
+                if reports[key] == nil { reports[key] = decode(Report.self, row.column("body")?.string) }
+                guard let report = reports[key], position < report.results.count else { return nil }
+                return StoredResult(agentId: agent, sequence: Int64(sequence), result: report.results[position])
             }
         }
     }
@@ -314,8 +422,9 @@ public actor SQLiteStore: Store {
     public func rollUp(before: Int64) async throws -> Int {
         try await exclusive {
             try await transaction {
+                try await pruneReports(before: before)
                 let rows = try await run(
-                    "SELECT agent_id, probe_id, started_at, outcome, rtt_ms, body FROM results WHERE started_at < ? ORDER BY agent_id, probe_id, started_at",
+                    "SELECT agent_id, probe_id, started_at, rtt_ms, sent, received FROM results WHERE started_at < ? ORDER BY agent_id, probe_id, started_at",
                     [.integer(Int(before))])
                 guard !rows.isEmpty else { return 0 }
                 struct Key: Hashable {
@@ -329,9 +438,8 @@ public actor SQLiteStore: Store {
                         agent: row.column("agent_id")?.string ?? "", probe: row.column("probe_id")?.string ?? "",
                         minute: Int64(row.column("started_at")?.integer ?? 0) / 60_000 * 60_000)
                     var entry = groups[key] ?? (0, 0, [])
-                    let result = decode(ProbeResult.self, row.column("body")?.string)
-                    entry.sent += result?.burst?.sent ?? 1
-                    entry.received += result?.burst?.received ?? (row.column("outcome")?.string == "ok" ? 1 : 0)
+                    entry.sent += row.column("sent")?.integer ?? 1
+                    entry.received += row.column("received")?.integer ?? 0
                     if let rtt = row.column("rtt_ms")?.double { entry.rtts.append(rtt) }
                     groups[key] = entry
                 }
@@ -356,6 +464,19 @@ public actor SQLiteStore: Store {
                 return rows.count
             }
         }
+    }
+
+    /// Report rows exist to make ingest idempotent; those received before `before` are deleted, and each agent's
+    /// floor rises to the highest sequence deleted: a replay at or below it is a duplicate without its row. Agents
+    /// send their spool oldest first, so nothing below an acknowledged sequence arrives for the first time later.
+    private func pruneReports(before: Int64) async throws {
+        try await run(
+            """
+            UPDATE agents SET sequence_floor = MAX(sequence_floor, COALESCE(
+                (SELECT MAX(sequence) FROM reports WHERE reports.agent_id = agents.agent_id AND received_at < ?), 0))
+            """, [.integer(Int(before))])
+        try await run("DELETE FROM reports WHERE received_at < ?", [.integer(Int(before))])
+        sequenceFloors = nil
     }
 
     public func rollups(agentId: String, probeId: String) async throws -> [Rollup] {

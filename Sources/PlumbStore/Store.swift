@@ -181,9 +181,10 @@ public protocol Store: Sendable {
     /// An agent's current plan and its ETag.
     func plan(agentId: String) async throws -> (etag: String, body: String)?
 
-    /// Stores a report in one transaction, once: a report whose (agent, sequence) is stored already is a duplicate.
-    /// Updates the agent's last-seen time and last sequence.
-    func ingest(_ report: Report, receivedAt: Int64) async throws -> IngestOutcome
+    /// Stores a report, once, and returns after it is committed: a report whose (agent, sequence) is stored already is a
+    /// duplicate. `body` is the report as received (JSON), kept for the results API; nil encodes `report`. Updates
+    /// the agent's last-seen time and last sequence. Concurrent calls may share one transaction.
+    func ingest(_ report: Report, body: String?, receivedAt: Int64) async throws -> IngestOutcome
     /// Raw results newer than `since`, oldest first.
     func results(agentId: String?, since: Int64, limit: Int) async throws -> [StoredResult]
     /// Rolls results older than `before` into per-pair, per-minute rows and deletes them; returns the rows rolled.

@@ -63,6 +63,26 @@ struct DriftFlowTests {
         #expect(try await harness.store.alertEvents(id: alert.id).map(\.event) == ["firing", "resolved"])
     }
 
+    @Test("the model's probing.failuresToDown/window/successesToUp set the hysteresis: 1 of 1 fires on the first failing round")
+    func hysteresisFromModel() async throws {
+        let model = NSTemporaryDirectory() + "plumb-hysteresis-\(UUID().uuidString).yaml"
+        let text = try String(contentsOfFile: karmaPath, encoding: .utf8).replacingOccurrences(
+            of: "  failuresToDown: 3\n  window: 5\n  successesToUp: 2", with: "  failuresToDown: 1\n  window: 1\n  successesToUp: 1")
+        #expect(text.contains("failuresToDown: 1"))
+        try text.write(toFile: model, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: model) }
+        for (path, expected) in [(model, [Finding.Kind.natFailure]), (karmaPath, [])] {
+            let harness = try await Harness.make(model: path)
+            defer { harness.cleanup() }
+            _ = try await harness.registerAll(karmaInstances)
+            try await round(harness, at: 10_000, sequence: 1, disagree: goesThroughNAT)
+            let kinds = try await harness.collector.evaluate(now: 30_000).compactMap { change -> Finding.Kind? in
+                if case .fired(let alert) = change { return alert.kind } else { return nil }
+            }
+            #expect(kinds == expected, "\(path)")
+        }
+    }
+
     @Test("a changed egress IP is egress_ip_changed on the NAT, not a NAT failure")
     func egressChanged() async throws {
         let harness = try await Harness.make()

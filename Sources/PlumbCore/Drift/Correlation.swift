@@ -176,9 +176,8 @@ public struct Correlator: Sendable {
         // A pair only vouches for its path when its latest result agreed: one that just failed may be on its way down.
         if !blockedPairs.isEmpty {
             findings += blocked(
-                blockedPairs,
-                agreeing: pairs.filter { $0.state.status != .disagreeing && $0.probe.expectReach && $0.state.recent.last == false && isLive($0) },
-                now: now)
+                blockedPairs, among: pairs,
+                isPassing: { $0.state.status != .disagreeing && $0.probe.expectReach && $0.state.recent.last == false && isLive($0) }, now: now)
         }
         findings += exposure(disagreeing.filter { $0.reason == .reached })
         findings += identity(disagreeing.filter { $0.reason == .identity }, placements: placements)
@@ -227,35 +226,40 @@ public struct Correlator: Sendable {
 
     /// Greedy set cover: the component on the most failing paths and on no passing path, preferring the most
     /// specific type, until every failing pair is explained.
-    private func blocked(_ failing: [PairView], agreeing: [PairView], now: Int64) -> [Finding] {
+    private func blocked(_ failing: [PairView], among pairs: [PairView], isPassing: (PairView) -> Bool, now: Int64) -> [Finding] {
         guard !failing.isEmpty else { return [] }
-        // Only the components on failing paths matter: count passing pairs through those alone.
+        // Only the components on failing paths matter: count passing pairs through those alone (in place: the pairs
+        // are many and large, copying them costs more than the counting).
         let suspects = Set(failing.flatMap(components(of:)))
         var passingThrough: [String: Int] = [:]
-        for pair in agreeing {
-            for component in components(of: pair) where suspects.contains(component) { passingThrough[component, default: 0] += 1 }
+        for index in pairs.indices where isPassing(pairs[index]) {
+            for component in pairs[index].probe.components where suspects.contains(component) { passingThrough[component, default: 0] += 1 }
         }
-        var remaining = failing
+        // Indices into `failing`, each pair's components once: the loop runs once per finding.
+        let failingComponents = failing.map { Array(Set(components(of: $0))) }
+        var remaining = Array(failing.indices)
         var findings: [Finding] = []
         while !remaining.isEmpty {
-            var failingThrough: [String: [PairView]] = [:]
-            for pair in remaining { for component in Set(components(of: pair)) { failingThrough[component, default: []].append(pair) } }
+            var failingThrough: [String: [Int]] = [:]
+            for index in remaining { for component in failingComponents[index] { failingThrough[component, default: []].append(index) } }
             let candidates = failingThrough.filter { passingThrough[$0.key, default: 0] == 0 }
             if candidates.isEmpty {
                 // Nothing explains these alone. Blame the busiest component only once they have failed for a while.
-                remaining.removeAll { now - $0.state.changedAtMs < settleMs }
+                remaining.removeAll { now - failing[$0].state.changedAtMs < settleMs }
                 if remaining.isEmpty { break }
             }
+            let remainingSet = candidates.isEmpty ? Set(remaining) : []
             let pool =
                 candidates.isEmpty
-                ? failingThrough.mapValues { $0.filter { remaining.map(\.key).contains($0.key) } }.filter { !$0.value.isEmpty } : candidates
+                ? failingThrough.mapValues { $0.filter { remainingSet.contains($0) } }.filter { !$0.value.isEmpty } : candidates
             guard
                 let best = pool.max(by: { lhs, rhs in
                     (lhs.value.count, -rank(lhs.key), rhs.key) < (rhs.value.count, -rank(rhs.key), lhs.key)
                 })
             else { break }
-            let covered = best.value
-            remaining.removeAll { pair in covered.contains { $0.key == pair.key } }
+            let coveredSet = Set(best.value)
+            remaining.removeAll { coveredSet.contains($0) }
+            let covered = best.value.map { failing[$0] }
             let (type, id) = split(best.key)
             let isNAT = type == "nat-instance" || type == "nat-gateway"
             let subnets = Set(covered.map(\.probe.sourceSubnet)).sorted()
