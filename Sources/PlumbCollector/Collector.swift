@@ -448,7 +448,13 @@ public actor Collector {
                     addresses: interfaces.map { $0.privateIPv4s.compactMap(IPv4Address.init) })
             }
         }
-        var findings = Correlator(silenceMs: Int64(configuration.silenceSeconds * 1000)).findings(
+        var natInstances: [String: String] = [:]
+        for nat in model.network.nats {
+            if let interface = nat.interface, case .instance(let owner) = model.network.interfaces[interface].owner {
+                natInstances[nat.id] = model.network.instances[owner].id
+            }
+        }
+        var findings = Correlator(silenceMs: Int64(configuration.silenceSeconds * 1000), natInstances: natInstances).findings(
             pairs: views, agents: activity, placements: drift, now: now)
         // An alert stays up while its pairs still disagree and no other finding explains them: a repair shows up on
         // one pair before the others, and that must not resolve the alert early.

@@ -29,13 +29,16 @@ public struct Receiver: Sendable, Hashable, Codable {
     public var repeatIntervalSeconds: Int?
     /// Give up on a delivery after this many seconds (default one day).
     public var maxAgeSeconds: Int?
+    /// The longest wait between two attempts (default 300 s): the backoff doubles from 1 s up to it.
+    public var maxBackoffSeconds: Int?
 
     /// Creates a receiver.
     public init(
         name: String, url: String, format: Format = .plumb, secret: String? = nil, kinds: [Finding.Kind]? = nil,
         minimumSeverity: Finding.Severity? = nil,
-        repeatIntervalSeconds: Int? = nil, maxAgeSeconds: Int? = nil
+        repeatIntervalSeconds: Int? = nil, maxAgeSeconds: Int? = nil, maxBackoffSeconds: Int? = nil
     ) {
+        self.maxBackoffSeconds = maxBackoffSeconds
         self.name = name
         self.url = url
         self.format = format

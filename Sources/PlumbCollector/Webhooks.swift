@@ -124,7 +124,7 @@ public enum WebhookPayload {
 }
 
 /// Delivers the outbox: at least once per (alert, event, receiver), retried with exponential backoff and jitter
-/// (1 s doubling to 5 min) until `maxAgeSeconds`, each request signed and carrying its idempotency key. Outbound
+/// (1 s doubling to `maxBackoffSeconds`, 5 min by default) until `maxAgeSeconds`, each request signed and carrying its idempotency key. Outbound
 /// HTTP goes through libcurl on its own blocking pool, never on the cooperative pool.
 public struct Notifier: Service {
     let collector: Collector
@@ -197,7 +197,7 @@ public struct Notifier: Service {
                 logger.error("webhook delivery given up", metadata: ["receiver": "\(receiver.name)", "alert": "\(alert.id)", "error": "\(error)"])
                 continue
             }
-            let backoff = min(300_000, 1_000 * (1 << min(entry.attempts, 20)))
+            let backoff = min(max(1, receiver.maxBackoffSeconds ?? 300) * 1_000, 1_000 * (1 << min(entry.attempts, 20)))
             let next = now + Int64(Double(backoff) * Double.random(in: 0.5...1.0))
             try await store.recordAttempt(
                 id: entry.id, at: now, status: response.status, error: error, delivered: false, nextAttemptAt: next, gaveUp: false)

@@ -177,6 +177,32 @@ struct DriftTests {
         #expect(findings.first { $0.kind == .agentSilent }?.component == "d1")
     }
 
+    @Test("failures towards a late agent wait for the silence verdict; the NAT's own silent agent folds into nat_failure")
+    func lateAndFold() {
+        let correlator = Correlator(silenceMs: 9_000, natInstances: ["nat": "nat-box"])
+        // db-1's agent is 4 s late (over a third of 9 s): the failing flows to it are not blamed on the path yet.
+        var agents = ["app-1", "app-2"].map { AgentActivity(agentId: $0, instance: $0, subnet: "app", lastSeenMs: 10_000) }
+        agents.append(AgentActivity(agentId: "db-1", instance: "db-1", subnet: "data", lastSeenMs: 6_000))
+        let towardsDB = pairs.filter { $0.sourceAgent != "db-1" }.map {
+            view($0, $0.targetName == "db-1" ? .disagreeing : .agreeing, $0.targetName == "db-1" ? .blocked : nil)
+        }
+        #expect(correlator.findings(pairs: towardsDB, agents: agents, placements: [], now: 10_000).isEmpty)
+        // On time, the same failures are blamed on db-1.
+        agents[2].lastSeenMs = 9_000
+        #expect(correlator.findings(pairs: towardsDB, agents: agents, placements: [], now: 10_000).map(\.component) == ["db-1"])
+
+        // The NAT's link is down: egress fails and the agent on the NAT instance is silent. One alert, not two.
+        agents[2].lastSeenMs = 10_000
+        agents.append(AgentActivity(agentId: "nat-agent", instance: "nat-box", subnet: "public", lastSeenMs: 0))
+        let egress = pairs.map { view($0, $0.id == "s3" ? .disagreeing : .agreeing, $0.id == "s3" ? .blocked : nil) }
+        let findings = correlator.findings(pairs: egress, agents: agents, placements: [], now: 10_000)
+        #expect(findings.map(\.kind) == [.natFailure])
+        #expect(findings.first?.evidence.contains { $0.hasPrefix("the agent on the NAT instance is silent too") } == true)
+        // Without a NAT failure the same silence is its own alert.
+        let quiet = correlator.findings(pairs: pairs.map { view($0, .agreeing) }, agents: agents, placements: [], now: 10_000)
+        #expect(quiet.map(\.kind) == [.agentSilent])
+    }
+
     @Test("an ENI answered by another instance, or reported by another agent, is one eni_moved naming both instances")
     func eniMoved() {
         var static1 = probe("eni:eni-zk", agent: "app-1", subnet: "app", target: "eni-zk", components: [], purpose: .staticENI)

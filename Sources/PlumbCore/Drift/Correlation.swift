@@ -149,11 +149,14 @@ public struct Correlator: Sendable {
     /// Milliseconds a failing pair that no component explains alone waits before it is blamed on the component on the
     /// most failing paths: other pairs through the true culprit are often still crossing their thresholds.
     public var settleMs: Int64
+    /// NAT instance ids by NAT id: an agent that falls silent on a NAT blamed for failing is folded into that alert.
+    public var natInstances: [String: String]
 
     /// A correlator.
-    public init(silenceMs: Int64 = 30_000, settleMs: Int64 = 10_000) {
+    public init(silenceMs: Int64 = 30_000, settleMs: Int64 = 10_000, natInstances: [String: String] = [:]) {
         self.silenceMs = silenceMs
         self.settleMs = settleMs
+        self.natInstances = natInstances
     }
 
     /// Component types in the order they are preferred when two explain the same pairs: the most specific first.
@@ -166,13 +169,16 @@ public struct Correlator: Sendable {
     public func findings(pairs: [PairView], agents: [AgentActivity], placements: [InterfacePlacementDrift], now: Int64) -> [Finding] {
         var findings: [Finding] = []
         let silentAgents = Set(agents.filter { now - $0.lastSeenMs > silenceMs }.map(\.agentId))
-        // Pairs from silent agents say nothing new; pairs towards silent agents are explained by the silence.
-        let silentInstances = Set(agents.filter { silentAgents.contains($0.agentId) }.map(\.instance))
+        // Pairs from silent agents say nothing new; pairs towards silent agents are explained by the silence, and so,
+        // for now, are pairs towards late ones: an agent a third of the silence window late may be going silent (its
+        // host or subnet cut off), and failures towards its instance wait for that verdict instead of being blamed
+        // on the path.
+        let lateInstances = Set(agents.filter { now - $0.lastSeenMs > silenceMs / 3 }.map(\.instance))
         func isLive(_ pair: PairView) -> Bool { silentAgents.isEmpty || !silentAgents.contains(pair.probe.sourceAgent) }
         let disagreeing = pairs.filter { $0.state.status == .disagreeing && isLive($0) }
-        let blockedPairs = disagreeing.filter { $0.reason == .blocked && !silentInstances.contains($0.probe.targetInstance ?? "") }
+        let blockedPairs = disagreeing.filter { $0.reason == .blocked && !lateInstances.contains($0.probe.targetInstance ?? "") }
 
-        findings += silence(agents: agents, silent: silentAgents, now: now)
+        var silenceFindings = silence(agents: agents, silent: silentAgents, now: now)
         // A pair only vouches for its path when its latest result agreed: one that just failed may be on its way down.
         if !blockedPairs.isEmpty {
             findings += blocked(
@@ -183,6 +189,15 @@ public struct Correlator: Sendable {
         findings += identity(disagreeing.filter { $0.reason == .identity }, placements: placements)
         findings += egress(disagreeing.filter { $0.reason == .egressIP })
         findings += latency(pairs.filter { $0.state.latencyRegressed && $0.state.status != .disagreeing && isLive($0) })
+        // An agent that fell silent on a NAT instance blamed for failing is the same fault, not a second alert.
+        let instanceOfAgent = Dictionary(agents.map { ($0.agentId, $0.instance) }, uniquingKeysWith: { first, _ in first })
+        for index in findings.indices where findings[index].kind == .natFailure {
+            guard let natInstance = natInstances[findings[index].component] else { continue }
+            let quiet = silenceFindings.filter { $0.kind == .agentSilent && instanceOfAgent[$0.component] == natInstance }
+            findings[index].evidence += quiet.map { "the agent on the NAT instance is silent too: \($0.summary)" }
+            silenceFindings.removeAll { $0.kind == .agentSilent && instanceOfAgent[$0.component] == natInstance }
+        }
+        findings = silenceFindings + findings
         // One finding per fingerprint (kind and component): an ACL blamed for two ports is one alert with both sets of pairs.
         var merged: [String: Finding] = [:]
         var order: [String] = []
