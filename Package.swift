@@ -123,6 +123,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "plumb-lab",
+            dependencies: [
+                "PlumbCore", "PlumbModelIO", "PlumbProbes", "PlumbFakes",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "plumb-bench",
             dependencies: [
                 "PlumbCore", "PlumbModelIO", "PlumbProbes", "PlumbWire", "PlumbFakes", "CPlumbSys", "PlumbCollector", "PlumbStore",

@@ -148,10 +148,12 @@ public actor Collector {
         let existing = agents[requested]
         let ownToken = existing.map { constantTimeEqual(Array($0.tokenHash.utf8), Array(bearerHash.utf8)) } ?? false
         guard enrolled || ownToken else { throw APIError(401, "unauthorized", "the enrollment token (or this agent's own token) is required") }
+        // An agent re-registering with its own token (a changed identity) keeps it: a new one would turn away the
+        // requests it has in flight with the old one, and each of those would register again.
         var bytes = [UInt8](repeating: 0, count: 32)
         var generator = SystemRandomNumberGenerator()
         for index in bytes.indices { bytes[index] = generator.next() }
-        let token = "plumb_" + hexString(bytes)
+        let token = ownToken ? bearer : "plumb_" + hexString(bytes)
         let record = AgentRecord(
             agentId: requested, tokenHash: hexString(SHA256.hash(Array(token.utf8))), registration: registration,
             registeredAtMs: existing?.registeredAtMs ?? now, lastSeenAtMs: now, lastSequence: existing?.lastSequence ?? 0)

@@ -271,12 +271,20 @@ public struct PlanGenerator: Sendable {
         var denies: [PlannedProbe] = []
         // A deterministic sample per agent first (an intent over every instance has thousands of flows per agent), then
         // the engine on the sample only.
-        var candidates = denyFlows[sourceInterface] ?? []
-        let wanted = settings.denyFlowsPerAgent * 4
-        if candidates.count > wanted {
-            var generator = SplitMix64(seed: Self.rendezvousScore("deny", agent.agentId))
-            for index in 0..<wanted { candidates.swapAt(index, index + generator.below(candidates.count - index)) }
-            candidates = Array(candidates.prefix(wanted))
+        // Up to four candidates per intent, so that every intent this agent can test stays in the sample.
+        var candidates: [(to: Party, intent: Intent)] = []
+        var generator = SplitMix64(seed: Self.rendezvousScore("deny", agent.agentId))
+        var byIntent: [String: [(to: Party, intent: Intent)]] = [:]
+        var intentOrder: [String] = []
+        for flow in denyFlows[sourceInterface] ?? [] {
+            if byIntent[flow.intent.name] == nil { intentOrder.append(flow.intent.name) }
+            byIntent[flow.intent.name, default: []].append(flow)
+        }
+        for name in intentOrder {
+            var flows = byIntent[name] ?? []
+            let wanted = min(flows.count, 4)
+            for index in 0..<wanted { flows.swapAt(index, index + generator.below(flows.count - index)) }
+            candidates += flows.prefix(wanted)
         }
         for (to, intent) in candidates {
             guard case .interface(let targetIndex, let targetAddress) = to, case .instance(let owner) = network.interfaces[targetIndex].owner else {
@@ -295,7 +303,15 @@ public struct PlanGenerator: Sendable {
         }
         var seenDeny: Set<String> = []
         denies = denies.filter { seenDeny.insert($0.id).inserted }
-        probes += Self.top(settings.denyFlowsPerAgent, of: denies, key: "deny:\(agent.agentId)") { $0.id }
+        // One flow of each intent first (an intent no agent tests is a promise nobody checks), then the rest.
+        var picked = Self.top(settings.denyFlowsPerAgent, of: Dictionary(grouping: denies, by: { $0.intent ?? "" }).values.map { group in
+            Self.top(1, of: group, key: "deny:\(agent.agentId)") { $0.id }[0]
+        }, key: "deny:\(agent.agentId)") { $0.id }
+        let pickedIds = Set(picked.map(\.id))
+        picked += Self.top(settings.denyFlowsPerAgent - picked.count, of: denies.filter { !pickedIds.contains($0.id) }, key: "deny:\(agent.agentId)") {
+            $0.id
+        }
+        probes += picked
 
         var seen: Set<String> = []
         probes = probes.filter { seen.insert($0.id).inserted }

@@ -1,0 +1,415 @@
+#!/usr/bin/env bash
+# The Plumb lab: the VPC of deploy/lab/lab.yaml built from network namespaces on this machine, with a real
+# collector and one real agent per instance. See docs/lab.md.
+#
+#   deploy/lab/lab.sh up       build the lab and start everything
+#   deploy/lab/lab.sh down     stop everything and remove every namespace (also after a failed run)
+#   deploy/lab/lab.sh status   what runs, the collector's view and its alerts
+#   deploy/lab/lab.sh test     up, the drift scenarios, down; ends with "N passed, N failed"
+#   deploy/lab/lab.sh demo     up, the live matrix, a NAT failure, its alert and webhook, the repair, down
+#
+# Needs root, iproute2, iptables, haproxy, setpriv, sqlite3, curl and jq. Every address lives inside the
+# namespaces the lab creates (all named pl-*); the root namespace gets no interface, route or rule.
+# Environment: PLUMB_BIN (directory with the built binaries; default: swift build's), PLUMB_LAB_STATE
+# (default /tmp/plumb-lab), PLUMB_LAB_SCENARIOS (e.g. "2 5" to run only those), PLUMB_LAB_STEADY_SECONDS
+# (scenario 1's length, default 120), PLUMB_LAB_MODEL (default deploy/lab/lab.yaml).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+MODEL=${PLUMB_LAB_MODEL:-$HERE/lab.yaml}
+STATE=${PLUMB_LAB_STATE:-/tmp/plumb-lab}
+BIN=${PLUMB_BIN:-}
+NS=pl-                     # the prefix of every namespace the lab creates
+RTR=${NS}rtr
+INET=${NS}inet
+INET_LINK_RTR=203.0.113.254
+INET_LINK_INET=203.0.113.1
+RECEIVER_PORT=9099
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() { printf 'lab: %s\n' "$*" >&2; exit 1; }
+now_ms() { date +%s%3N; }
+
+need() {
+    [[ $(id -u) == 0 ]] || die "the lab needs root (network namespaces and iptables); run it with sudo"
+    local tool missing=()
+    for tool in ip iptables iptables-restore haproxy setpriv sqlite3 curl jq; do
+        command -v "$tool" >/dev/null || missing+=("$tool")
+    done
+    ((${#missing[@]} == 0)) || die "missing: ${missing[*]} (Debian: apt-get install iproute2 iptables haproxy util-linux sqlite3 curl jq)"
+}
+
+binaries() {
+    local product
+    if [[ -n $BIN ]]; then
+        for product in plumb-agent plumb-collector plumb-lab plumb; do
+            [[ -x $BIN/$product ]] || die "PLUMB_BIN=$BIN has no $product; build it (swift build --product $product) or unset PLUMB_BIN"
+        done
+        return 0
+    fi
+    BIN=$(cd "$ROOT" && swift build --show-bin-path)
+    for product in plumb-agent plumb-collector plumb-lab plumb; do
+        if [[ ! -x $BIN/$product ]]; then
+            log "building $product"
+            (cd "$ROOT" && swift build --product "$product" >/dev/null) || die "swift build --product $product failed"
+        fi
+    done
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Processes: started inside a namespace, logged to $STATE/logs/NAME.log, stopped by the pid in $STATE/pids.
+
+start() { # start NAME NAMESPACE [--as-nobody] COMMAND...
+    local name=$1 ns=$2
+    shift 2
+    local prefix=()
+    if [[ ${1:-} == --as-nobody ]]; then
+        prefix=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+        shift
+    fi
+    ip netns exec "$ns" "${prefix[@]}" "$@" >>"$STATE/logs/$name.log" 2>&1 &
+    echo $! >"$STATE/pids/$name.pid"
+    disown $!
+}
+
+stop() { # stop NAME [SIGNAL]
+    local file=$STATE/pids/$1.pid pid
+    [[ -f $file ]] || return 0
+    pid=$(cat "$file")
+    rm -f "$file"
+    kill -"${2:-TERM}" "$pid" 2>/dev/null || return 0
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+running() { [[ -f $STATE/pids/$1.pid ]] && kill -0 "$(cat "$STATE/pids/$1.pid")" 2>/dev/null; }
+
+# ---------------------------------------------------------------------------------------------------------------
+# The layout, from the model (plumb-lab layout): vpc, subnet, eni, public, listen, lb, endpoint lines.
+
+layout() { "$BIN/plumb-lab" layout --model "$MODEL"; }
+
+collector_address() { awk '$1 == "eni" && $2 == "collector" {split($7, a, "/"); print a[1]; exit}' "$STATE/layout"; }
+collector_port() { awk '$1 == "listen" && $2 == "collector" {print $3; exit}' "$STATE/layout"; }
+collector_url() { echo "http://$(collector_address):$(collector_port)"; }
+agent_instances() { awk '$1 == "eni" && $2 != "collector" {print $2}' "$STATE/layout" | sort -u; }
+instance_id() { awk -v n="$1" '$1 == "eni" && $2 == n {print $3; exit}' "$STATE/layout"; }
+
+new_namespace() {
+    local ns=$1
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+    # Answer ARP only for addresses on the interface asked (an instance with two ENIs in one subnet).
+    ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+    # Unprivileged ICMP echo sockets for the agents, which run as nobody.
+    ip netns exec "$ns" sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+    # The stand-in services run as nobody too, some on ports below 1024.
+    ip netns exec "$ns" sysctl -qw net.ipv4.ip_unprivileged_port_start=0
+}
+
+up() {
+    need
+    binaries
+    down quiet
+    mkdir -p "$STATE/logs" "$STATE/pids" "$STATE/agents"
+    chmod 755 "$STATE"
+    layout >"$STATE/layout" || die "plumb-lab layout failed for $MODEL"
+    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$STATE/operator-token"
+    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$STATE/enrollment-token"
+    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$STATE/webhook-secret"
+    chmod 600 "$STATE/operator-token" "$STATE/webhook-secret"
+    chmod 644 "$STATE/enrollment-token" # the agents run as nobody; in a deployment, a group-readable file
+    local vpc
+    vpc=$(awk '$1 == "vpc" {print $2; exit}' "$STATE/layout")
+
+    log "router, subnets and route tables"
+    new_namespace "$RTR"
+    ip netns exec "$RTR" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0
+    # Traffic inside a subnet is bridged and, as in a VPC, never meets a NACL: keep bridged frames out of iptables
+    # (br_netfilter, when loaded, passes them through FORWARD; its switch is per namespace).
+    if ip netns exec "$RTR" test -e /proc/sys/net/bridge/bridge-nf-call-iptables; then
+        ip netns exec "$RTR" sysctl -qw net.bridge.bridge-nf-call-iptables=0
+    fi
+    local table=100 name id cidr gw default
+    while read -r _ name id cidr gw default; do
+        ip -n "$RTR" link add "b-$name" type bridge
+        ip -n "$RTR" addr add "$gw" dev "b-$name"
+        ip -n "$RTR" link set "b-$name" up
+    done < <(awk '$1 == "subnet"' "$STATE/layout")
+
+    log "internet namespace: egress echo and endpoints"
+    new_namespace "$INET"
+    # The internet's addresses sit on its loopback and are answered for on its link.
+    ip netns exec "$INET" sysctl -qw net.ipv4.conf.all.arp_ignore=0
+    ip -n "$RTR" link add r-inet type veth peer name i-rtr netns "$INET"
+    ip -n "$RTR" addr add "$INET_LINK_RTR/24" dev r-inet
+    ip -n "$RTR" link set r-inet up
+    ip -n "$INET" addr add "$INET_LINK_INET/24" dev i-rtr
+    ip -n "$INET" link set i-rtr up
+    local private public
+    while read -r _ private public; do
+        ip -n "$INET" route add "$public/32" via "$INET_LINK_RTR"
+    done < <(awk '$1 == "public"' "$STATE/layout")
+
+    # One policy-routing table per subnet, chosen by the bridge the packet came in on: the VPC's local routes,
+    # then the subnet's default (the internet gateway, a NAT instance, or none).
+    while read -r _ name id cidr gw default; do
+        local subnet_name subnet_cidr
+        while read -r _ subnet_name _ subnet_cidr _ _; do
+            ip -n "$RTR" route add "$subnet_cidr" dev "b-$subnet_name" table "$table"
+        done < <(awk '$1 == "subnet"' "$STATE/layout")
+        case $default in
+            igw)
+                ip -n "$RTR" route add 203.0.113.0/24 dev r-inet table "$table"
+                ip -n "$RTR" route add default via "$INET_LINK_INET" dev r-inet table "$table"
+                ;;
+            none) ;;
+            *) ip -n "$RTR" route add default via "$default" table "$table" ;;
+        esac
+        ip -n "$RTR" rule add iif "b-$name" lookup "$table" pref "$table"
+        table=$((table + 1))
+    done < <(awk '$1 == "subnet"' "$STATE/layout")
+
+    log "instances: namespaces, ENIs (veths with the model's MACs), instance metadata"
+    local instance instance_id device eni mac address subnet count=0
+    while read -r _ instance instance_id device eni mac address gw subnet; do
+        local ns=$NS$instance
+        if ! ip netns list | grep -qx "$ns\( (id: [0-9]*)\)\?"; then
+            new_namespace "$ns"
+            ip -n "$ns" addr add 169.254.169.254/32 dev lo
+        fi
+        count=$((count + 1))
+        ip -n "$RTR" link add "v$count" type veth peer name "eth$device" netns "$ns"
+        ip -n "$RTR" link set "v$count" master "b-$subnet" up
+        ip -n "$ns" link set "eth$device" address "$mac"
+        ip -n "$ns" addr add "$address" dev "eth$device"
+        ip -n "$ns" link set "eth$device" up
+        if [[ $device == 0 ]]; then ip -n "$ns" route add default via "$gw"; fi
+        echo "$eni $instance eth$device v$count $address" >>"$STATE/enis"
+    done < <(awk '$1 == "eni"' "$STATE/layout")
+
+    log "load balancers (haproxy)"
+    local lb lb_id port target_port targets
+    while read -r _ lb lb_id address gw subnet port target_port targets; do
+        local ns=$NS$lb
+        if ! ip netns list | grep -q "^$ns\b"; then new_namespace "$ns"; fi
+        count=$((count + 1))
+        ip -n "$RTR" link add "v$count" type veth peer name eth0 netns "$ns"
+        ip -n "$RTR" link set "v$count" master "b-$subnet" up
+        ip -n "$ns" addr add "$address" dev eth0
+        ip -n "$ns" link set eth0 up
+        ip -n "$ns" route add default via "$gw"
+        "$BIN/plumb-lab" firewall --model "$MODEL" --load-balancer "$lb_id" | ip netns exec "$ns" iptables-restore
+        {
+            echo "global"
+            echo "    maxconn 256"
+            echo "defaults"
+            echo "    mode tcp"
+            echo "    timeout connect 1s"
+            echo "    timeout client 10s"
+            echo "    timeout server 10s"
+            echo "frontend listener"
+            echo "    bind ${address%/*}:$port"
+            echo "    default_backend targets"
+            echo "backend targets"
+            local index=0 target
+            for target in ${targets//,/ }; do
+                index=$((index + 1))
+                echo "    server target$index $target:$target_port check inter 2s"
+            done
+        } >"$STATE/$lb.haproxy.cfg"
+        start "$lb-haproxy" "$ns" haproxy -db -f "$STATE/$lb.haproxy.cfg"
+    done < <(awk '$1 == "lb"' "$STATE/layout")
+
+    log "security groups (instance namespaces), network ACLs and the internet gateway (router)"
+    for instance in $(awk '$1 == "eni" {print $2}' "$STATE/layout" | sort -u); do
+        "$BIN/plumb-lab" firewall --model "$MODEL" --instance "$(instance_id "$instance")" | ip netns exec "$NS$instance" iptables-restore
+    done
+    "$BIN/plumb-lab" firewall --model "$MODEL" --router | ip netns exec "$RTR" iptables-restore
+
+    log "NAT instances: forwarding and MASQUERADE"
+    while read -r _ _ _ _ _ default; do
+        [[ $default == igw || $default == none ]] && continue
+        local nat
+        nat=$(awk -v ip="$default" '$1 == "eni" {split($7, a, "/"); if (a[1] == ip) {print $2; exit}}' "$STATE/layout")
+        [[ -n $nat ]] || die "no instance holds the NAT address $default"
+        if [[ ! -f $STATE/nat-$nat ]]; then
+            ip netns exec "$NS$nat" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0
+            ip netns exec "$NS$nat" iptables -t nat -A POSTROUTING -o eth0 -s "$vpc" ! -d "$vpc" -j MASQUERADE
+            echo "$nat" >"$STATE/nat-$nat"
+        fi
+    done < <(awk '$1 == "subnet"' "$STATE/layout")
+
+    log "stand-ins: internet endpoints, services on the instances' ports, IMDS per instance"
+    local kind
+    while read -r _ id kind address port; do
+        ip -n "$INET" addr add "$address/32" dev lo 2>/dev/null || true
+        if [[ $kind == egress-echo ]]; then
+            start "inet-$id" "$INET" "$BIN/plumb-lab" http --address "$address" --port "$port" --egress-echo
+        else
+            start "inet-$id" "$INET" "$BIN/plumb-lab" http --address "$address" --port "$port" --text "$id ok"
+        fi
+    done < <(awk '$1 == "endpoint"' "$STATE/layout")
+    while read -r _ instance port; do
+        [[ $instance == collector ]] && continue
+        # On the primary ENI's address: the instance's metadata service has port 80 on 169.254.169.254.
+        address=$(awk -v n="$instance" '$1 == "eni" && $2 == n && $4 == 0 {split($7, a, "/"); print a[1]; exit}' "$STATE/layout")
+        start "svc-$instance-$port" "$NS$instance" --as-nobody "$BIN/plumb-lab" http --address "$address" --port "$port" --text "$instance:$port"
+    done < <(awk '$1 == "listen"' "$STATE/layout")
+    for instance in $(agent_instances); do
+        start "imds-$instance" "$NS$instance" "$BIN/plumb-lab" imds --model "$MODEL" --instance "$(instance_id "$instance")"
+    done
+
+    log "collector and webhook receiver"
+    cat >"$STATE/collector.yaml" <<EOF
+model: $MODEL
+database: $STATE/plumb.sqlite
+listen: {host: $(collector_address), port: $(collector_port)}
+tokens:
+  operatorTokenFile: $STATE/operator-token
+  enrollmentTokenFile: $STATE/enrollment-token
+evaluation: {intervalSeconds: 1, silenceSeconds: 10}
+agents: {reportIntervalMs: 1000, planRefreshMs: 5000}
+receivers:
+  - {name: lab, url: "http://127.0.0.1:$RECEIVER_PORT/hooks/plumb", format: plumb, secret: "$(cat "$STATE/webhook-secret")", maxBackoffSeconds: 5}
+EOF
+    start_collector
+    start_receiver
+
+    log "agents (as nobody)"
+    for instance in $(agent_instances); do
+        mkdir -p "$STATE/agents/$instance/spool"
+        cat >"$STATE/agents/$instance.yaml" <<EOF
+collector: {url: "$(collector_url)", enrollmentTokenFile: $STATE/enrollment-token}
+spool: {directory: $STATE/agents/$instance/spool}
+imds: {enabled: true, endpoint: "http://169.254.169.254"}
+discovery: {intervalSeconds: 2}
+EOF
+        chown -R 65534:65534 "$STATE/agents/$instance"
+        start_agent "$instance"
+    done
+
+    local expected
+    expected=$(agent_instances | wc -l)
+    log "waiting for $expected agents to register"
+    wait_for 60 "all agents registered" agents_registered "$expected" || die "agents did not register; logs in $STATE/logs"
+    log "lab is up: $(ip netns list | grep -c "^$NS") namespaces, $expected agents, collector at $(collector_url)"
+}
+
+start_collector() {
+    start collector "${NS}collector" "$BIN/plumb-collector" serve --config "$STATE/collector.yaml"
+    wait_for 30 "collector ready" collector_ready || die "the collector did not start; see $STATE/logs/collector.log"
+}
+start_receiver() {
+    start receiver "${NS}collector" "$BIN/plumb-lab" receiver --port "$RECEIVER_PORT" --secret "$(cat "$STATE/webhook-secret")" \
+        --log "$STATE/webhooks.jsonl"
+    wait_for 10 "receiver up" receiver_ready || die "the webhook receiver did not start; see $STATE/logs/receiver.log"
+}
+start_agent() { start "agent-$1" "$NS$1" --as-nobody "$BIN/plumb-agent" --config "$STATE/agents/$1.yaml" --log-level notice; }
+
+# ---------------------------------------------------------------------------------------------------------------
+# The collector's API, from inside the collector's namespace (the root namespace has no route into the lab).
+
+api() { # api PATH
+    ip netns exec "${NS}collector" curl -sf --max-time 5 -H "Authorization: Bearer $(cat "$STATE/operator-token")" "$(collector_url)$1"
+}
+cli() { # cli SUBCOMMAND ARGS...
+    local sub=$1
+    shift
+    ip netns exec "${NS}collector" env PLUMB_OPERATOR_TOKEN="$(cat "$STATE/operator-token")" \
+        "$BIN/plumb" "$sub" --collector "$(collector_url)" "$@"
+}
+collector_ready() { ip netns exec "${NS}collector" curl -sf --max-time 2 "$(collector_url)/readyz" >/dev/null 2>&1; }
+receiver_ready() { ip netns exec "${NS}collector" bash -c "exec 3<>/dev/tcp/127.0.0.1/$RECEIVER_PORT" 2>/dev/null; }
+agents_registered() { [[ $(api /v1/agents | jq '[.agents[] | select(.silentForSeconds < 5)] | length') -ge $1 ]]; }
+
+wait_for() { # wait_for SECONDS WHAT COMMAND... : polls every 0.5 s
+    local seconds=$1 what=$2
+    shift 2
+    local deadline=$(($(date +%s) + seconds))
+    while (($(date +%s) < deadline)); do
+        if "$@" 2>/dev/null; then return 0; fi
+        sleep 0.5
+    done
+    log "timed out after ${seconds}s waiting for: $what"
+    return 1
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+
+down() {
+    local quiet=${1:-}
+    [[ $quiet == quiet ]] || log "stopping processes and removing namespaces"
+    if [[ -d $STATE/pids ]]; then
+        # SIGTERM to all at once (the agents flush their last batch), then SIGKILL to what is left after 5 s.
+        local file pids=()
+        for file in "$STATE"/pids/*.pid; do
+            [[ -e $file ]] || continue
+            pids+=("$(cat "$file")")
+            rm -f "$file"
+        done
+        if ((${#pids[@]})); then
+            kill -TERM "${pids[@]}" 2>/dev/null || true
+            local pid alive
+            for _ in $(seq 50); do
+                alive=0
+                for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+                ((alive)) || break
+                sleep 0.1
+            done
+            kill -KILL "${pids[@]}" 2>/dev/null || true
+        fi
+    fi
+    local ns pid
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$NS" || true); do
+        # Anything still running inside one of the lab's namespaces is the lab's: stop it by its pid.
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+        ip netns del "$ns" 2>/dev/null || true
+    done
+    rm -rf "$STATE"
+    [[ $quiet == quiet ]] || log "lab is down"
+}
+
+leftovers() { # prints what the lab left behind, if anything
+    ip netns list 2>/dev/null | awk '{print $1}' | grep "^$NS" | sed 's/^/namespace /' || true
+    ip -o link show 2>/dev/null | grep -E ': (b-|v[0-9]+|r-inet)[@:]' | sed 's/^/root link /' || true
+    [[ -e $STATE ]] && echo "state directory $STATE"
+    return 0
+}
+
+status() {
+    if [[ ! -f $STATE/layout ]]; then
+        echo "the lab is down"
+        return 0
+    fi
+    binaries
+    echo "namespaces: $(ip netns list | awk '{print $1}' | grep "^$NS" | tr '\n' ' ')"
+    local file name
+    for file in "$STATE"/pids/*.pid; do
+        name=$(basename "$file" .pid)
+        if running "$name"; then echo "  running  $name (pid $(cat "$file"))"; else echo "  STOPPED  $name"; fi
+    done
+    echo
+    cli status || true
+    echo
+    cli alerts || true
+}
+
+source "$HERE/scenarios.sh"
+
+case ${1:-} in
+    up) up ;;
+    down) down ;;
+    status) status ;;
+    test) run_tests ;;
+    demo) run_demo ;;
+    *)
+        echo "usage: $0 up|down|status|test|demo" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,427 @@
+# The lab's drift scenarios and its demo; sourced by lab.sh (which defines up, down, start, stop, api, cli, ...).
+# Each scenario injects a fault into the running lab, waits for the alert the collector should raise, checks its
+# kind, component and count against the webhook receiver's log and the API, checks that nothing else fired,
+# repairs the fault and waits for the resolution. Latencies are measured from the injection to the signed
+# webhook's arrival.
+
+PASSED=0
+FAILED=0
+FAILURES=()
+LATENCIES=()
+INTERVAL_S=2  # the lab model's probing.intervalSeconds
+K=3           # its failuresToDown
+
+hooks() { [[ -f $STATE/webhooks.jsonl ]] && cat "$STATE/webhooks.jsonl" || true; }
+hook_count() { hooks | wc -l; }
+hooks_since() { hooks | tail -n +$(($1 + 1)); }
+# The first webhook since MARK with EVENT for KIND (and COMPONENT, if given): prints its arrival time (ms).
+hook_at() { # hook_at MARK EVENT KIND [COMPONENT]
+    hooks_since "$1" | jq -r --arg e "$2" --arg k "$3" --arg c "${4:-}" \
+        'select(.event == $e and .payload.alert.kind == $k and ($c == "" or .payload.alert.component == $c)) | .at' | head -1 | grep .
+}
+hook_arrived() { hook_at "$@" >/dev/null; }
+firing() { api "/v1/alerts?status=firing" | jq -c '[.alerts[] | {kind, component}]'; }
+some_firing() { [[ $(api "/v1/alerts?status=firing" | jq '.alerts | length') -ge 1 ]]; }
+no_firing() { [[ $(api "/v1/alerts?status=firing" | jq '.alerts | length') == 0 ]]; }
+
+check() { # check DESCRIPTION COMMAND...
+    local what=$1
+    shift
+    if "$@"; then return 0; fi
+    log "  FAILED check: $what"
+    SCENARIO_OK=0
+}
+# Every firing webhook since MARK is for KIND/COMPONENT, there is exactly one such alert, and every one verified.
+only_fired() { # only_fired MARK KIND COMPONENT
+    local others ids invalid
+    others=$(hooks_since "$1" | jq -c --arg k "$2" --arg c "$3" \
+        'select(.event == "firing" and (.payload.alert.kind != $k or .payload.alert.component != $c)) | [.payload.alert.kind, .payload.alert.component]')
+    ids=$(hooks_since "$1" | jq -r 'select(.event == "firing") | .payload.alert.id' | sort -u | wc -l)
+    invalid=$(hooks_since "$1" | jq -r 'select(.signatureValid != true) | .key' | wc -l)
+    [[ -z $others ]] || log "  also fired: $others"
+    [[ $invalid == 0 ]] || log "  $invalid deliveries with an invalid signature"
+    [[ -z $others && $ids == 1 && $invalid == 0 ]]
+}
+detected() { # detected NAME MARK KIND COMPONENT STARTED_MS BUDGET_S: waits for the firing webhook, records the latency
+    local name=$1 mark=$2 kind=$3 component=$4 started=$5 budget=$6 at
+    if ! wait_for $((budget + 60)) "$kind on $component" hook_arrived "$mark" firing "$kind" "$component"; then
+        log "  no $kind alert for $component; firing now: $(firing)"
+        SCENARIO_OK=0
+        return 1
+    fi
+    at=$(hook_at "$mark" firing "$kind" "$component")
+    local latency
+    latency=$(awk -v a="$at" -v s="$started" 'BEGIN {printf "%.1f", (a - s) / 1000}')
+    log "  $name: $kind on $component delivered ${latency} s after the fault (budget ${budget} s)"
+    LATENCIES+=("$name $latency")
+    if awk -v l="$latency" -v b="$budget" 'BEGIN {exit !(l > b)}'; then
+        log "  FAILED check: detection within ${budget} s"
+        SCENARIO_OK=0
+    fi
+}
+resolved() { # resolved MARK KIND COMPONENT STARTED_MS
+    local at
+    if ! wait_for 60 "resolution of $2 on $3" hook_arrived "$1" resolved "$2" "$3"; then
+        SCENARIO_OK=0
+        return 1
+    fi
+    at=$(hook_at "$1" resolved "$2" "$3")
+    log "  resolved and delivered $(awk -v a="$at" -v s="$4" 'BEGIN {printf "%.1f", (a - s) / 1000}') s after the repair"
+}
+settle() { # the lab is back to its steady state: nothing firing
+    wait_for 90 "no firing alerts" no_firing || {
+        log "  still firing after the repair: $(firing)"
+        SCENARIO_OK=0
+    }
+}
+
+run_scenario() { # run_scenario NUMBER TITLE FUNCTION
+    local number=$1 title=$2 function=$3
+    if [[ -n ${PLUMB_LAB_SCENARIOS:-} && " $PLUMB_LAB_SCENARIOS " != *" $number "* ]]; then return 0; fi
+    log "scenario $number: $title"
+    SCENARIO_OK=1
+    local started
+    started=$(date +%s)
+    "$function" || SCENARIO_OK=0
+    if ((SCENARIO_OK)); then
+        PASSED=$((PASSED + 1))
+        log "scenario $number: passed ($(($(date +%s) - started)) s)"
+    else
+        FAILED=$((FAILED + 1))
+        FAILURES+=("$number")
+        log "scenario $number: FAILED ($(($(date +%s) - started)) s)"
+    fi
+}
+
+# --- 1 -----------------------------------------------------------------------------------------------------------
+matrix_agrees() {
+    local matrix
+    matrix=$(api /v1/matrix)
+    [[ $(jq .disagreeing <<<"$matrix") == 0 && $(jq .agreeing <<<"$matrix") -gt 0 ]]
+}
+loss() { # loss on|off: 1 % random drops on every link (each instance's and load balancer's inbound, the router's forwarding)
+    local action=-I ns
+    [[ $1 == off ]] && action=-D
+    for ns in $(ip netns list | awk '{print $1}' | grep "^$NS" | grep -v "^$INET$"); do
+        local chain=INPUT
+        [[ $ns == "$RTR" ]] && chain=FORWARD
+        if [[ $action == -I ]]; then
+            ip netns exec "$ns" iptables -I "$chain" 1 -m statistic --mode random --probability 0.01 -m comment --comment lab-loss -j DROP
+        else
+            ip netns exec "$ns" iptables -D "$chain" -m statistic --mode random --probability 0.01 -m comment --comment lab-loss -j DROP || true
+        fi
+    done
+}
+scenario_steady() {
+    local mark seconds=${PLUMB_LAB_STEADY_SECONDS:-120}
+    wait_for 60 "the live matrix equals the expected one" matrix_agrees || {
+        log "  disagreeing pairs: $(api /v1/drift | jq -c '[.pairs[] | .key]')"
+        SCENARIO_OK=0
+    }
+    local matrix
+    matrix=$(api /v1/matrix)
+    log "  live matrix: $(jq .agreeing <<<"$matrix") pairs agree with the model, $(jq .disagreeing <<<"$matrix") disagree, $(jq .unknown <<<"$matrix") not yet observed"
+    mark=$(hook_count)
+    log "  $((seconds / 2)) s without faults, then $((seconds / 2)) s with 1 % random loss on every link"
+    sleep $((seconds / 2))
+    loss on
+    sleep $((seconds / 2))
+    loss off
+    check "no webhook in the steady state" test "$(hooks_since "$mark" | wc -l)" = 0
+    check "no firing alert" no_firing
+    [[ $(hooks_since "$mark" | wc -l) == 0 ]] || log "  fired: $(hooks_since "$mark" | jq -c '[.event, .payload.alert.kind, .payload.alert.component]' | tr '\n' ' ')"
+    agent_footprint
+}
+agent_footprint() { # RSS and CPU of the agents during the steady state
+    local rss=0 cpu=0 count=0 instance pid
+    for instance in $(agent_instances); do
+        pid=$(cat "$STATE/pids/agent-$instance.pid")
+        rss=$((rss + $(awk '/VmRSS/ {print $2}' "/proc/$pid/status")))
+        cpu=$((cpu + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+        count=$((count + 1))
+    done
+    local ticks uptime
+    ticks=$(getconf CLK_TCK)
+    log "  agents: $count, mean RSS $((rss / count / 1024)) MiB, mean CPU time $(awk -v c="$cpu" -v n="$count" -v t="$ticks" 'BEGIN {printf "%.2f", c / n / t}') s since start"
+    FOOTPRINT="mean RSS $((rss / count / 1024)) MiB"
+}
+
+# --- 2 -----------------------------------------------------------------------------------------------------------
+NAT_INSTANCE=nat
+NAT_ID=nat-lab
+nat_fault() { # nat_fault link|forwarding|masquerade break|repair
+    local ns=$NS$NAT_INSTANCE vpc
+    vpc=$(awk '$1 == "vpc" {print $2; exit}' "$STATE/layout")
+    case $1/$2 in
+        link/break) ip -n "$ns" link set eth0 down ;;
+        link/repair)
+            ip -n "$ns" link set eth0 up
+            ip -n "$ns" route replace default via "$(awk -v n="$NAT_INSTANCE" '$1 == "eni" && $2 == n {print $8; exit}' "$STATE/layout")"
+            ;;
+        forwarding/break) ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=0 ;;
+        forwarding/repair) ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 ;;
+        masquerade/break) ip netns exec "$ns" iptables -t nat -D POSTROUTING -o eth0 -s "$vpc" ! -d "$vpc" -j MASQUERADE ;;
+        masquerade/repair) ip netns exec "$ns" iptables -t nat -A POSTROUTING -o eth0 -s "$vpc" ! -d "$vpc" -j MASQUERADE ;;
+    esac
+}
+scenario_nat() {
+    local way
+    for way in link forwarding masquerade; do
+        local mark started
+        mark=$(hook_count)
+        started=$(now_ms)
+        log "  the NAT fails: $way"
+        nat_fault "$way" break
+        detected "nat-$way" "$mark" nat_failure "$NAT_ID" "$started" $((K * INTERVAL_S + 5))
+        local alert
+        alert=$(api "/v1/alerts?status=firing" | jq -c '[.alerts[] | select(.kind == "nat_failure")] | first')
+        check "the alert lists the private subnets" grep -q 'affected subnets: .*subnet-app.*subnet-data.*subnet-web' <<<"$alert"
+        local repaired
+        repaired=$(now_ms)
+        nat_fault "$way" repair
+        resolved "$mark" nat_failure "$NAT_ID" "$repaired"
+        settle
+        check "exactly one nat_failure on $NAT_ID and nothing else fired ($way)" only_fired "$mark" nat_failure "$NAT_ID"
+    done
+}
+
+# --- 3 -----------------------------------------------------------------------------------------------------------
+move_eni() { # move_eni ENI TO_INSTANCE
+    local eni=$1 to=$2 from device address
+    read -r _ from device _ address < <(awk -v e="$eni" '$1 == e' "$STATE/enis")
+    [[ -f $STATE/eni-$eni ]] && from=$(cat "$STATE/eni-$eni")
+    ip -n "$NS$from" link set "$device" netns "$NS$to"
+    ip -n "$NS$to" addr add "$address" dev "$device"
+    ip -n "$NS$to" link set "$device" up
+    echo "$to" >"$STATE/eni-$eni"
+}
+scenario_eni() {
+    local eni=eni-redis-master mark started
+    mark=$(hook_count)
+    started=$(now_ms)
+    log "  $eni (10.0.2.50, its MAC) moves from redis-a to redis-b"
+    move_eni "$eni" redis-b
+    detected eni-moved "$mark" eni_moved "$eni" "$started" $((2 * INTERVAL_S + 5))
+    local alert
+    alert=$(api "/v1/alerts?status=firing" | jq -c '[.alerts[] | select(.kind == "eni_moved")] | first')
+    check "the alert names the old and the new instance" grep -q 'i-redis-a.*i-redis-b' <<<"$(jq -r .summary <<<"$alert")"
+    log "  $(jq -r .summary <<<"$alert")"
+    local repaired
+    repaired=$(now_ms)
+    move_eni "$eni" redis-a
+    resolved "$mark" eni_moved "$eni" "$repaired"
+    settle
+    check "exactly one eni_moved and nothing else fired" only_fired "$mark" eni_moved "$eni"
+}
+
+# --- 4 -----------------------------------------------------------------------------------------------------------
+open_ssh_on_db() { ip netns exec "${NS}db" iptables "$1" SG-IN -s 10.0.1.0/24 -p tcp --dport 22 -m comment --comment lab-exposure -j ACCEPT; }
+scenario_exposure() {
+    local mark started
+    mark=$(hook_count)
+    started=$(now_ms)
+    log "  sg-db opened: tcp 22 from the web subnet"
+    open_ssh_on_db -I
+    detected exposure "$mark" unexpected_reachability sg-db "$started" $((K * INTERVAL_S + 5))
+    local summary
+    summary=$(api "/v1/alerts?status=firing" | jq -r '[.alerts[] | select(.kind == "unexpected_reachability")] | first | .summary')
+    log "  $summary"
+    check "the alert names the flow and the intent" grep -q 'web-[12] → db:22.*intent' <<<"$summary"
+    local repaired
+    repaired=$(now_ms)
+    open_ssh_on_db -D
+    resolved "$mark" unexpected_reachability sg-db "$repaired"
+    settle
+    check "exactly one unexpected_reachability and nothing else fired" only_fired "$mark" unexpected_reachability sg-db
+}
+
+# --- 5 -----------------------------------------------------------------------------------------------------------
+deny_https_from_app() { ip netns exec "$RTR" iptables "$1" NACL-APP-OUT -p tcp --dport 443 -m comment --comment "lab: rule 90 deny" -j DROP; }
+scenario_nacl() {
+    local mark started
+    mark=$(hook_count)
+    started=$(now_ms)
+    log "  acl-app: egress tcp 443 denied (a rule 90 before the allow)"
+    deny_https_from_app -I
+    detected nacl "$mark" unexpected_block acl-app "$started" $((K * INTERVAL_S + 5 + 10))
+    log "  $(api "/v1/alerts?status=firing" | jq -r '[.alerts[] | select(.kind == "unexpected_block")] | first | .summary')"
+    local repaired
+    repaired=$(now_ms)
+    deny_https_from_app -D
+    resolved "$mark" unexpected_block acl-app "$repaired"
+    settle
+    check "exactly one unexpected_block on acl-app, no nat_failure, nothing else" only_fired "$mark" unexpected_block acl-app
+}
+
+# --- 6 -----------------------------------------------------------------------------------------------------------
+scenario_silence() {
+    local mark started
+    mark=$(hook_count)
+    started=$(now_ms)
+    log "  the agent on redis-b is killed (SIGKILL)"
+    stop agent-redis-b KILL
+    detected agent-silent "$mark" agent_silent i-redis-b "$started" $((10 + 5))
+    local repaired
+    repaired=$(now_ms)
+    start_agent redis-b
+    resolved "$mark" agent_silent i-redis-b "$repaired"
+    settle
+    check "exactly one agent_silent and nothing else fired" only_fired "$mark" agent_silent i-redis-b
+
+    mark=$(hook_count)
+    started=$(now_ms)
+    log "  the web subnet is cut off (its bridge down on the router)"
+    ip -n "$RTR" link set b-web down
+    detected subnet-silent "$mark" subnet_silent subnet-web "$started" $((10 + 5))
+    repaired=$(now_ms)
+    ip -n "$RTR" link set b-web up
+    resolved "$mark" subnet_silent subnet-web "$repaired"
+    settle
+    check "one subnet_silent, not one alert per agent, and nothing else fired" only_fired "$mark" subnet_silent subnet-web
+}
+
+# --- 7 -----------------------------------------------------------------------------------------------------------
+db_query() { sqlite3 -readonly "$STATE/plumb.sqlite" "$1"; }
+gaps() { # agents whose stored report sequences are not contiguous
+    db_query "SELECT agent_id FROM reports GROUP BY agent_id HAVING COUNT(*) != MAX(sequence) - MIN(sequence) + 1"
+}
+duplicates() { db_query "SELECT COUNT(*) FROM (SELECT 1 FROM results GROUP BY agent_id, sequence, position HAVING COUNT(*) > 1)"; }
+caught_up() { # every agent's stored last sequence reached what it had produced before the check started
+    local agent sequence
+    while read -r agent sequence; do
+        [[ $(db_query "SELECT COALESCE(MAX(sequence), 0) FROM reports WHERE agent_id = '$agent'") -ge $sequence ]] || return 1
+    done <"$STATE/produced"
+}
+scenario_collector_restart() {
+    local mark before after
+    mark=$(hook_count)
+    before=$(db_query "SELECT COUNT(*) FROM results")
+    log "  the collector is killed (SIGKILL) mid-run; 20 s later it starts again"
+    stop collector KILL
+    sleep 20
+    # What the agents produced meanwhile: their spools hold it, numbered.
+    : >"$STATE/produced"
+    local instance newest
+    for instance in $(agent_instances); do
+        newest=$(ls "$STATE/agents/$instance/spool" 2>/dev/null | grep -E '^[0-9]{20}-[0-9]+\.json$' | sed 's/-.*//; s/^0*//' | sort -n | tail -1)
+        echo "$(instance_id "$instance") ${newest:-0}" >>"$STATE/produced"
+    done
+    log "  spooled meanwhile: $(awk '{print $2}' "$STATE/produced" | tr '\n' ' ')(newest sequence per agent)"
+    start_collector
+    check "every spooled report arrives" wait_for 60 "the spools replayed" caught_up
+    after=$(db_query "SELECT COUNT(*) FROM results")
+    log "  results stored: $before before the kill, $after after the replay"
+    check "no agent has a gap in its sequences" test -z "$(gaps)"
+    check "no result is stored twice" test "$(duplicates)" = 0
+    sleep 10
+    check "no alert fired across the restart" test -z "$(hooks_since "$mark" | jq -r 'select(.event == "firing") | .payload.alert.id')"
+    check "nothing firing" no_firing
+}
+
+# --- 8 -----------------------------------------------------------------------------------------------------------
+scenario_receiver_down() {
+    local mark started
+    mark=$(hook_count)
+    log "  the webhook receiver goes down for 60 s; meanwhile sg-db is opened"
+    stop receiver
+    started=$(now_ms)
+    open_ssh_on_db -I
+    check "the collector raises the alert meanwhile" wait_for 30 "firing in the API" some_firing
+    sleep $((60 - ($(now_ms) - started) / 1000))
+    local back
+    back=$(now_ms)
+    start_receiver
+    if wait_for 60 "delivery after the receiver is back" hook_arrived "$mark" firing unexpected_reachability sg-db; then
+        local at
+        at=$(hook_at "$mark" firing unexpected_reachability sg-db)
+        log "  delivered $(awk -v a="$at" -v s="$back" 'BEGIN {printf "%.1f", (a - s) / 1000}') s after the receiver came back"
+    else
+        SCENARIO_OK=0
+    fi
+    check "the delivery's signature verifies" test "$(hooks_since "$mark" | jq -r 'select(.event == "firing") | .signatureValid' | sort -u)" = true
+    local repaired
+    repaired=$(now_ms)
+    open_ssh_on_db -D
+    resolved "$mark" unexpected_reachability sg-db "$repaired"
+    settle
+    check "one alert, delivered once per event" test "$(hooks_since "$mark" | jq -r 'select(.event == "firing") | .key' | sort | uniq -d)" = ""
+    check "exactly one unexpected_reachability and nothing else fired" only_fired "$mark" unexpected_reachability sg-db
+}
+
+# -------------------------------------------------------------------------------------------------------------------
+
+run_tests() {
+    local began
+    began=$(date +%s)
+    trap 'log "interrupted"; show_logs; down; exit 130' INT TERM
+    trap 'down quiet' EXIT
+    need
+    binaries
+    if ! (up); then
+        show_logs
+        down
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+    run_scenario 1 "steady state, also with 1 % loss" scenario_steady
+    run_scenario 2 "NAT failure: link down, forwarding off, MASQUERADE removed" scenario_nat
+    run_scenario 3 "static-IP ENI moved to another instance" scenario_eni
+    run_scenario 4 "exposure: the database's security group opened to the web subnet" scenario_exposure
+    run_scenario 5 "NACL: egress 443 denied for the app subnet" scenario_nacl
+    run_scenario 6 "an agent killed; a whole subnet cut off" scenario_silence
+    run_scenario 7 "collector killed with SIGKILL and restarted" scenario_collector_restart
+    run_scenario 8 "webhook receiver down for 60 s during a fault" scenario_receiver_down
+    ((FAILED == 0)) || show_logs
+    down
+    trap - EXIT
+    local left
+    left=$(leftovers)
+    if [[ -n $left ]]; then
+        log "the lab left something behind:"
+        echo "$left"
+        FAILED=$((FAILED + 1))
+    fi
+    log "detection latencies: ${LATENCIES[*]:-none}"
+    log "lab run time: $(($(date +%s) - began)) s"
+    echo "$PASSED passed, $FAILED failed"
+    ((FAILED == 0))
+}
+
+show_logs() {
+    [[ -d $STATE/logs ]] || return 0
+    local file
+    for file in "$STATE"/logs/collector.log "$STATE"/logs/agent-*.log; do
+        [[ -s $file ]] || continue
+        echo "---- last lines of $(basename "$file")"
+        tail -n 15 "$file"
+    done
+}
+
+run_demo() {
+    trap 'down quiet' EXIT
+    up
+    echo
+    log "the live matrix: expected (the model) vs observed (the agents)"
+    wait_for 60 "the live matrix equals the expected one" matrix_agrees || true
+    cli matrix --live | head -40
+    echo
+    local mark started
+    mark=$(hook_count)
+    started=$(now_ms)
+    log "fault: IP forwarding turned off on the NAT instance"
+    nat_fault forwarding break
+    if wait_for 60 "the nat_failure webhook" hook_arrived "$mark" firing nat_failure "$NAT_ID"; then
+        log "the collector's alert:"
+        cli alerts --status firing
+        log "the webhook the receiver got ($(hook_at "$mark" firing nat_failure "$NAT_ID" | awk -v s="$started" '{printf "%.1f", ($1 - s) / 1000}') s after the fault; signature verified):"
+        hooks_since "$mark" | jq 'select(.event == "firing") | {signatureValid, event, alert: .payload.alert | {kind, component, severity, summary, evidence}}'
+    fi
+    log "repair: forwarding back on"
+    nat_fault forwarding repair
+    if wait_for 60 "the resolution" hook_arrived "$mark" resolved nat_failure "$NAT_ID"; then
+        hooks_since "$mark" | jq -c 'select(.event == "resolved") | {signatureValid, event, kind: .payload.alert.kind, component: .payload.alert.component}'
+    fi
+    cli alerts
+    down
+    trap - EXIT
+}
