@@ -59,6 +59,10 @@ public actor Collector {
     private var rateBuckets: [String: (tokens: Double, at: Int64)] = [:]
     private var dirtyPairs = false
     private var hysteresis = Hysteresis()
+    private var clockOffsets: [String: Int64] = [:]
+    /// An agent this late is held (the correlator's "late"), and a result this old when it arrives is history.
+    private var lateMs: Int64 { Int64(configuration.silenceSeconds * 1000) / 3 }
+    static let agentMaxBackoffMs: Int64 = 60_000
     private var plansStale = false
     private var lastReplanCost: Duration = .zero
     private var lastReplanAt = ContinuousClock.now
@@ -74,9 +78,10 @@ public actor Collector {
     /// Loads agents, pair states and open alerts from the store, then the topology: the stored one, or the model
     /// file when it differs (a new version is kept).
     public func start(now: Int64) async throws {
-        // After a restart every agent gets a fresh silence window: the collector was away, not the agents.
+        // After a restart every agent gets a fresh silence window: the collector was away, not the agents. Agents
+        // retry with a backoff of up to 60 s, so the window starts that much later.
         for var agent in try await store.agents() {
-            agent.lastSeenAtMs = max(agent.lastSeenAtMs, now)
+            agent.lastSeenAtMs = max(agent.lastSeenAtMs, now + Self.agentMaxBackoffMs)
             agents[agent.agentId] = agent
         }
         pairs = try await store.pairStates()
@@ -317,7 +322,22 @@ public actor Collector {
             agents[agentId] = agent
             try await store.saveAgent(agent)
         }
-        for result in report.results { observe(result, agentId: agentId) }
+        // Results that arrive long after they were taken (replayed from an agent's spool after an outage or a cut)
+        // are history: stored, not evaluated. The silence that kept them away was the alert; evaluating them now
+        // would raise alerts for a past that is over. The agent's clock offset is estimated from its reports.
+        let delay = now - report.createdAtMs
+        let offset = min(delay, clockOffsets[agentId].map { $0 + 100 } ?? (abs(delay) < lateMs ? delay : 0))
+        clockOffsets[agentId] = offset
+        let staleBefore = now - offset - lateMs
+        var stale = 0
+        for result in report.results {
+            if result.startedAtMs < staleBefore {
+                stale += 1
+            } else {
+                observe(result, agentId: agentId)
+            }
+        }
+        if stale > 0 { metrics.staleResults.increment(by: stale) }
         return ReportAcknowledgement(sequence: report.sequence, stored: true)
     }
 
@@ -458,6 +478,15 @@ public actor Collector {
         }
         var findings = Correlator(silenceMs: Int64(configuration.silenceSeconds * 1000), natInstances: natInstances).findings(
             pairs: views, agents: activity, placements: drift, now: now)
+        // Pairs stay with the alert that holds them until they recover. During a repair some pairs come back before
+        // the others, and those that did vouch again for the repaired component: what is still failing would be
+        // blamed on whatever else its paths cross (a NACL, a route table). A new finding made only of pairs an open
+        // alert holds is that alert's tail, not a new fault.
+        let open = Array(book.open.values)
+        findings.removeAll { finding in
+            guard book.open[finding.fingerprint] == nil, !finding.pairs.isEmpty else { return false }
+            return open.contains { alert in finding.pairs.allSatisfy(Set(alert.pairs).contains) }
+        }
         // An alert stays up while its pairs still disagree and no other finding explains them: a repair shows up on
         // one pair before the others, and that must not resolve the alert early.
         let explained = Set(findings.flatMap(\.pairs))
@@ -471,6 +500,13 @@ public actor Collector {
                     summary: alert.summary,
                     pairs: alert.pairs, evidence: alert.evidence, flow: alert.flow))
         }
+        // The agent on a NAT instance whose nat_failure is open belongs to that fault (its link may be what failed),
+        // also while the alert is on its way out after a repair and the agent is still backing off.
+        let failingNATs = Set(
+            findings.filter { $0.kind == .natFailure }.map(\.component) + book.open.values.filter { $0.kind == .natFailure }.map(\.component))
+        let natHosts = Set(failingNATs.compactMap { natInstances[$0] })
+        let hostOfAgent = Dictionary(activity.map { ($0.agentId, $0.instance) }, uniquingKeysWith: { first, _ in first })
+        findings.removeAll { $0.kind == .agentSilent && natHosts.contains(hostOfAgent[$0.component] ?? "") }
         return findings
     }
 

@@ -7,6 +7,7 @@ public struct CollectorMetrics: Sendable {
     let reports = Counter(label: "plumb_reports_ingested_total")
     let results = Counter(label: "plumb_results_ingested_total")
     let duplicates = Counter(label: "plumb_reports_duplicate_total")
+    let staleResults = Counter(label: "plumb_results_stale_total")
     let evaluationSeconds = Timer(label: "plumb_evaluation_duration_seconds")
     let plannedProbes = Gauge(label: "plumb_planned_probes")
     let deliveriesOK = Counter(label: "plumb_webhook_deliveries_total", dimensions: [("outcome", "delivered")])

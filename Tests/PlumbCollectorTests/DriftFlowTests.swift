@@ -83,6 +83,46 @@ struct DriftFlowTests {
         }
     }
 
+    @Test("a partial repair does not raise new alerts: pairs stay with the NAT alert until they recover")
+    func partialRepair() async throws {
+        let harness = try await Harness.make()
+        defer { harness.cleanup() }
+        _ = try await harness.registerAll(karmaInstances)
+        for step in 0..<3 { try await round(harness, at: 10_000 + Int64(step) * 1_000, sequence: Int64(step + 1), disagree: goesThroughNAT) }
+        let fired = try await harness.collector.evaluate(now: 13_000)
+        #expect(fired.count == 1)
+        // The data tier's flows recover first (they vouch for the NAT again); the app tier's still fail.
+        for step in 0..<3 {
+            try await round(harness, at: 20_000 + Int64(step) * 1_000, sequence: Int64(step + 4)) { agent, probe in
+                self.goesThroughNAT(agent, probe) && !["i-db", "i-queue", "i-cache", "i-zookeeper", "i-redis-a", "i-redis-b"].contains(agent)
+            }
+            let changes = try await harness.collector.evaluate(now: 20_500 + Int64(step) * 1_000)
+            let newAlerts = changes.compactMap { change -> Alert? in if case .fired(let alert) = change { return alert } else { return nil } }
+            #expect(newAlerts.isEmpty, "\(newAlerts.map { "\($0.kind.rawValue) \($0.component)" })")
+        }
+        #expect(try await harness.store.alerts(AlertFilter(status: .firing)).map(\.kind) == [.natFailure])
+    }
+
+    @Test("results that arrive long after they were taken (a replayed spool) are stored but do not raise alerts")
+    func staleResults() async throws {
+        let harness = try await Harness.make()
+        defer { harness.cleanup() }
+        _ = try await harness.registerAll(karmaInstances)
+        try await round(harness, at: 10_000, sequence: 1) { _, _ in false }
+        // Three rounds of NAT failures taken at 11–13 s arrive at 60 s: history.
+        for step in 0..<3 {
+            let time = 11_000 + Int64(step) * 1_000
+            for agent in karmaInstances {
+                let plan = try await harness.collector.plan(agentId: agent).plan
+                let results = plan.probes.map { result(for: $0, agrees: !goesThroughNAT(agent, $0), at: time) }
+                _ = try await harness.collector.ingest(
+                    Report(agentId: agent, sequence: Int64(step + 2), createdAtMs: time, results: results), agentId: agent, now: 60_000)
+            }
+        }
+        #expect(try await harness.collector.evaluate(now: 60_500).isEmpty)
+        #expect(try await harness.store.results(agentId: "i-app-1", since: 0, limit: 10_000).count > 0)
+    }
+
     @Test("a changed egress IP is egress_ip_changed on the NAT, not a NAT failure")
     func egressChanged() async throws {
         let harness = try await Harness.make()

@@ -179,6 +179,17 @@ public struct Correlator: Sendable {
         let blockedPairs = disagreeing.filter { $0.reason == .blocked && !lateInstances.contains($0.probe.targetInstance ?? "") }
 
         var silenceFindings = silence(agents: agents, silent: silentAgents, now: now)
+        let instanceOfAgent = Dictionary(agents.map { ($0.agentId, $0.instance) }, uniquingKeysWith: { first, _ in first })
+        // A silence holds the failing pairs towards its instances: they are explained by it, and they stay with it
+        // while they recover (after the agent is back, those pairs take a few results to agree again).
+        let towards = Dictionary(grouping: disagreeing.filter { $0.reason == .blocked }, by: { $0.probe.targetInstance ?? "" })
+        for index in silenceFindings.indices {
+            let component = silenceFindings[index].component
+            let instances =
+                silenceFindings[index].kind == .agentSilent
+                ? [instanceOfAgent[component] ?? ""] : agents.filter { $0.subnet == component }.map(\.instance)
+            silenceFindings[index].pairs = instances.flatMap { towards[$0]?.map(\.key) ?? [] }.sorted()
+        }
         // A pair only vouches for its path when its latest result agreed: one that just failed may be on its way down.
         if !blockedPairs.isEmpty {
             findings += blocked(
@@ -190,7 +201,6 @@ public struct Correlator: Sendable {
         findings += egress(disagreeing.filter { $0.reason == .egressIP })
         findings += latency(pairs.filter { $0.state.latencyRegressed && $0.state.status != .disagreeing && isLive($0) })
         // An agent that fell silent on a NAT instance blamed for failing is the same fault, not a second alert.
-        let instanceOfAgent = Dictionary(agents.map { ($0.agentId, $0.instance) }, uniquingKeysWith: { first, _ in first })
         for index in findings.indices where findings[index].kind == .natFailure {
             guard let natInstance = natInstances[findings[index].component] else { continue }
             let quiet = silenceFindings.filter { $0.kind == .agentSilent && instanceOfAgent[$0.component] == natInstance }

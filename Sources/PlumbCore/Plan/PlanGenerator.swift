@@ -304,11 +304,15 @@ public struct PlanGenerator: Sendable {
         var seenDeny: Set<String> = []
         denies = denies.filter { seenDeny.insert($0.id).inserted }
         // One flow of each intent first (an intent no agent tests is a promise nobody checks), then the rest.
-        var picked = Self.top(settings.denyFlowsPerAgent, of: Dictionary(grouping: denies, by: { $0.intent ?? "" }).values.map { group in
-            Self.top(1, of: group, key: "deny:\(agent.agentId)") { $0.id }[0]
-        }, key: "deny:\(agent.agentId)") { $0.id }
+        var picked = Self.top(
+            settings.denyFlowsPerAgent,
+            of: Dictionary(grouping: denies, by: { $0.intent ?? "" }).values.map { group in
+                Self.top(1, of: group, key: "deny:\(agent.agentId)") { $0.id }[0]
+            }, key: "deny:\(agent.agentId)"
+        ) { $0.id }
         let pickedIds = Set(picked.map(\.id))
-        picked += Self.top(settings.denyFlowsPerAgent - picked.count, of: denies.filter { !pickedIds.contains($0.id) }, key: "deny:\(agent.agentId)") {
+        picked += Self.top(settings.denyFlowsPerAgent - picked.count, of: denies.filter { !pickedIds.contains($0.id) }, key: "deny:\(agent.agentId)")
+        {
             $0.id
         }
         probes += picked
