@@ -139,7 +139,8 @@ struct WebhookReceiver: ParsableCommand {
     @Option(help: "Refuse timestamps older than this many seconds (replay protection).") var tolerance = 300
 
     func run() throws {
-        guard FileManager.default.createFile(atPath: log, contents: nil) || FileManager.default.fileExists(atPath: log),
+        // Appends: a restarted receiver keeps what it logged before.
+        guard FileManager.default.fileExists(atPath: log) || FileManager.default.createFile(atPath: log, contents: nil),
             let handle = FileHandle(forWritingAtPath: log)
         else { throw ValidationError("cannot write \(log)") }
         handle.seekToEndOfFile()

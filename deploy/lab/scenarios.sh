@@ -399,7 +399,7 @@ show_logs() {
     for file in "$STATE"/logs/collector.log "$STATE"/logs/agent-*.log; do
         [[ -s $file ]] || continue
         echo "---- last lines of $(basename "$file")"
-        tail -n 15 "$file"
+        tail -n 6 "$file"
     done
 }
 
