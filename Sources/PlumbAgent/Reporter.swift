@@ -25,6 +25,8 @@ public final class Reporter: Sendable {
         var planId: String?
         var lostInMemory = DropCounters()
         var nextOutputSequence: Int64 = 1
+        /// The interval passed: a batch goes to the collector even when empty (the agent's heartbeat).
+        var heartbeat = false
     }
 
     private let destination: ReportDestination
@@ -95,6 +97,7 @@ public final class Reporter: Sendable {
                     do { try await Task.sleep(until: min(due, .now + .seconds(1)), clock: .continuous) } catch { return }
                     if ContinuousClock.now >= due {
                         last = .now
+                        self.buffer.withLock { $0.heartbeat = true }
                         self.flushSignal.yield()
                     }
                 }
@@ -104,10 +107,16 @@ public final class Reporter: Sendable {
         }
     }
 
-    /// Closes a batch from what is buffered now (nothing happens when the buffer is empty and no identity changed).
+    /// Closes a batch from what is buffered now. An empty buffer closes no batch, except on the report interval
+    /// towards a collector: an empty report then tells it the agent is alive (an agent with an empty plan, or
+    /// whose probes are all slower than the interval, is not silent).
     public func flush() async {
+        let sendsEmpty: Bool
+        if case .collector = destination { sendsEmpty = true } else { sendsEmpty = false }
         let taken = buffer.withLock { buffer -> (results: [ProbeResult], identity: AgentIdentity?, planId: String?)? in
-            guard !buffer.results.isEmpty || buffer.identity != nil else { return nil }
+            let heartbeat = buffer.heartbeat && sendsEmpty
+            buffer.heartbeat = false
+            guard !buffer.results.isEmpty || buffer.identity != nil || heartbeat else { return nil }
             defer {
                 buffer.results = []
                 buffer.identity = nil

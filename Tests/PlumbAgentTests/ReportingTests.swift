@@ -170,6 +170,36 @@ struct ReportingTests {
         #expect(FileManager.default.fileExists(atPath: directory.path + "/rejected/00000000000000000001-1.json"))
     }
 
+    @Test("with nothing to report, the agent still sends an empty report every interval (its heartbeat); to a file it writes none")
+    func heartbeat() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let collector = try FakeCollector()
+        defer { collector.stop() }
+        collector.state.withLock { $0.tokens = ["t"] }
+        let session = Session(directory: nil)
+        session.set(.init(agentId: "agent-1", token: "t"))
+        let reporter = Reporter(
+            destination: .collector(CollectorClient(baseURL: collector.url), session, try Spool(directory: directory.path, maxBytes: 1 << 20)),
+            settings: PlanSettings(reportIntervalMs: 200), logger: quietLogger, agentId: { "agent-1" })
+        let batching = Task { await reporter.runBatching() }
+        let sending = Task { await reporter.runSending() }
+        defer {
+            batching.cancel()
+            sending.cancel()
+        }
+        #expect(await eventually(seconds: 5) { collector.reports.count >= 3 })
+        #expect(collector.reports.allSatisfy { $0.results.isEmpty })
+        // An explicit flush of an empty buffer is not a heartbeat.
+        let before = collector.reports.count
+        batching.cancel()
+        try await Task.sleep(for: .milliseconds(300))
+        let settled = collector.reports.count
+        await reporter.flush()
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(collector.reports.count == settled && settled >= before)
+    }
+
     @Test("a refused token triggers a new registration and the batch waits in the spool")
     func unauthorized() async throws {
         let directory = try TemporaryDirectory()
