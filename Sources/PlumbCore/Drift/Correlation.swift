@@ -291,8 +291,8 @@ public struct Correlator: Sendable {
             let ambiguous = candidates.isEmpty ? " (no component is on only the failing paths; this one is on the most)" : ""
             let summary =
                 isNAT
-                ? "NAT \(id) is not forwarding: \(covered.count) flows from \(subnets.joined(separator: ", ")) through it fail"
-                : "\(covered.count) flows the model allows fail; they share \(type) \(id)\(ambiguous)"
+                ? "NAT \(id) is not forwarding: \(flows(covered.count)) from \(subnets.joined(separator: ", ")) through it fail\(covered.count == 1 ? "s" : "")"
+                : "\(flows(covered.count)) the model allows fail\(covered.count == 1 ? "s" : ""); they share \(type) \(id)\(ambiguous)"
             findings.append(
                 Finding(
                     kind: isNAT ? .natFailure : .unexpectedBlock, severity: isNAT ? .critical : .warning, component: id, componentType: type,
@@ -370,6 +370,8 @@ public struct Correlator: Sendable {
     }
 
     private func components(of pair: PairView) -> [String] { pair.probe.components }
+
+    private func flows(_ count: Int) -> String { count == 1 ? "1 flow" : "\(count) flows" }
 
     private func rank(_ component: String) -> Int {
         Self.preference.firstIndex(of: split(component).type) ?? Self.preference.count
