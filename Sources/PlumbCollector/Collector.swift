@@ -60,6 +60,8 @@ public actor Collector {
     private var dirtyPairs = false
     private var hysteresis = Hysteresis()
     private var clockOffsets: [String: Int64] = [:]
+    private var heldUntil: [String: Int64] = [:]
+    private var probeIntervalMs: Int64 = 10_000
     /// An agent this late is held (the correlator's "late"), and a result this old when it arrives is history.
     private var lateMs: Int64 { Int64(configuration.silenceSeconds * 1000) / 3 }
     static let agentMaxBackoffMs: Int64 = 60_000
@@ -235,6 +237,7 @@ public actor Collector {
         let planned = generator.plans(for: placed)
         var newCatalog: [String: PlannedProbe] = [:]
         let interval = (probing?.intervalSeconds).map { $0 * 1000 } ?? configuration.probeIntervalMs
+        probeIntervalMs = Int64(interval)
         let timeout = probing?.timeoutMilliseconds ?? configuration.probeTimeoutMs
         let settings = PlanSettings(
             reportIntervalMs: configuration.reportIntervalMs, maxProbesPerSecond: probing?.maxProbesPerSecond ?? 20,
@@ -308,6 +311,11 @@ public actor Collector {
         }
         guard report.sequence >= 1 else { throw APIError(422, "invalid_sequence", "sequence numbers start at 1", field: "sequence") }
         let outcome = try await store.ingest(report, body: body, receivedAt: now)
+        // Back from being late (a restart, a cut, a link down): the pairs towards it take a few rounds to agree
+        // again, and until they have had the chance they are held, as they were while it was late.
+        if let previous = agents[agentId]?.lastSeenAtMs, now - previous > lateMs {
+            heldUntil[agentId] = now + Int64(hysteresis.successesToUp + 1) * probeIntervalMs + lateMs
+        }
         agents[agentId]?.lastSeenAtMs = now
         let lastSequence = max(agents[agentId]?.lastSequence ?? 0, report.sequence)
         agents[agentId]?.lastSequence = lastSequence
@@ -462,7 +470,7 @@ public actor Collector {
             activity.append(
                 AgentActivity(
                     agentId: agent.agentId, instance: index.map { model.network.instances[$0].id } ?? agent.registration.identity.instanceId,
-                    subnet: subnet, lastSeenMs: agent.lastSeenAtMs))
+                    subnet: subnet, lastSeenMs: agent.lastSeenAtMs, heldUntilMs: heldUntil[agent.agentId]))
             if let index {
                 let interfaces = agent.registration.identity.interfaces
                 drift += model.network.placementDrift(

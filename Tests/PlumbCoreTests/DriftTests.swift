@@ -190,6 +190,10 @@ struct DriftTests {
         // On time, the same failures are blamed on db-1.
         agents[2].lastSeenMs = 9_000
         #expect(correlator.findings(pairs: towardsDB, agents: agents, placements: [], now: 10_000).map(\.component) == ["db-1"])
+        // Just back from being late: still held until the pairs towards it have had their chance to agree.
+        agents[2].heldUntilMs = 12_000
+        #expect(correlator.findings(pairs: towardsDB, agents: agents, placements: [], now: 10_000).isEmpty)
+        agents[2].heldUntilMs = nil
 
         // The NAT's link is down: egress fails and the agent on the NAT instance is silent. One alert, not two.
         agents[2].lastSeenMs = 10_000

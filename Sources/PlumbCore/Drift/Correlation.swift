@@ -48,13 +48,17 @@ public struct AgentActivity: Sendable, Hashable {
     public var instance: String
     public var subnet: String?
     public var lastSeenMs: Int64
+    /// Until then, failures towards this agent's instance are held as if it were late: it has just come back
+    /// and the pairs towards it have not had the results to agree again.
+    public var heldUntilMs: Int64?
 
     /// Creates an activity record.
-    public init(agentId: String, instance: String, subnet: String?, lastSeenMs: Int64) {
+    public init(agentId: String, instance: String, subnet: String?, lastSeenMs: Int64, heldUntilMs: Int64? = nil) {
         self.agentId = agentId
         self.instance = instance
         self.subnet = subnet
         self.lastSeenMs = lastSeenMs
+        self.heldUntilMs = heldUntilMs
     }
 }
 
@@ -173,7 +177,7 @@ public struct Correlator: Sendable {
         // for now, are pairs towards late ones: an agent a third of the silence window late may be going silent (its
         // host or subnet cut off), and failures towards its instance wait for that verdict instead of being blamed
         // on the path.
-        let lateInstances = Set(agents.filter { now - $0.lastSeenMs > silenceMs / 3 }.map(\.instance))
+        let lateInstances = Set(agents.filter { now - $0.lastSeenMs > silenceMs / 3 || now < $0.heldUntilMs ?? 0 }.map(\.instance))
         func isLive(_ pair: PairView) -> Bool { silentAgents.isEmpty || !silentAgents.contains(pair.probe.sourceAgent) }
         let disagreeing = pairs.filter { $0.state.status == .disagreeing && isLive($0) }
         let blockedPairs = disagreeing.filter { $0.reason == .blocked && !lateInstances.contains($0.probe.targetInstance ?? "") }
