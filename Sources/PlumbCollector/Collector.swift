@@ -488,25 +488,55 @@ public actor Collector {
             pairs: views, agents: activity, placements: drift, now: now)
         // Pairs stay with the alert that holds them until they recover. During a repair some pairs come back before
         // the others, and those that did vouch again for the repaired component: what is still failing would be
-        // blamed on whatever else its paths cross (a NACL, a route table). A new finding made only of pairs an open
-        // alert holds is that alert's tail, not a new fault.
-        let open = Array(book.open.values)
+        // blamed on whatever else its paths cross (a NACL, a route table). A new finding whose pairs an open alert
+        // holds, or whose paths all cross that alert's component (pairs that went down after it fired), is that
+        // alert's tail, not a new fault: its pairs join the alert.
+        var joined: [String: Set<String>] = [:]  // open alert fingerprint -> pairs that join it
+        // Pairs through an open alert's component whose latest result failed are on their way down with it (they
+        // cross their threshold later than the first ones): they join it, and keep it up.
+        var componentOf: [String: String] = [:]  // "type:id" -> open alert fingerprint
+        for alert in book.open.values where !alert.pairs.isEmpty { componentOf["\(alert.componentType):\(alert.component)"] = alert.fingerprint }
+        if !componentOf.isEmpty {
+            for (key, state) in pairs where state.recent.last == true {
+                guard let probe = catalog[key] else { continue }
+                for component in probe.components {
+                    let base = component.split(separator: "/", maxSplits: 1).first.map(String.init) ?? component
+                    if let fingerprint = componentOf[base] { joined[fingerprint, default: []].insert(key) }
+                }
+            }
+        }
         findings.removeAll { finding in
             guard book.open[finding.fingerprint] == nil, !finding.pairs.isEmpty else { return false }
-            return open.contains { alert in finding.pairs.allSatisfy(Set(alert.pairs).contains) }
+            let holder = book.open.values.sorted { $0.startsAtMs < $1.startsAtMs }.first { alert in
+                let held = Set(alert.pairs)
+                let component = "\(alert.componentType):\(alert.component)"
+                return !alert.pairs.isEmpty
+                    && finding.pairs.allSatisfy { key in
+                        held.contains(key) || catalog[key]?.components.contains { $0 == component || $0.hasPrefix(component + "/") } == true
+                    }
+            }
+            guard let holder else { return false }
+            joined[holder.fingerprint, default: []].formUnion(finding.pairs)
+            return true
+        }
+        for index in findings.indices {
+            if let extra = joined.removeValue(forKey: findings[index].fingerprint) {
+                findings[index].pairs = Array(Set(findings[index].pairs).union(extra)).sorted()
+            }
         }
         // An alert stays up while its pairs still disagree and no other finding explains them: a repair shows up on
         // one pair before the others, and that must not resolve the alert early.
         let explained = Set(findings.flatMap(\.pairs))
         let current = Set(findings.map(\.fingerprint))
         for alert in book.open.values where !current.contains(alert.fingerprint) && !alert.pairs.isEmpty {
+            let extra = joined[alert.fingerprint] ?? []
             let still = alert.pairs.filter { pairs[$0]?.status == .disagreeing && !explained.contains($0) }
-            guard !still.isEmpty else { continue }
+            guard !still.isEmpty || !extra.isEmpty else { continue }
             findings.append(
                 Finding(
                     kind: alert.kind, severity: alert.severity, component: alert.component, componentType: alert.componentType,
                     summary: alert.summary,
-                    pairs: alert.pairs, evidence: alert.evidence, flow: alert.flow))
+                    pairs: Array(Set(alert.pairs).union(extra)).sorted(), evidence: alert.evidence, flow: alert.flow))
         }
         // The agent on a NAT instance whose nat_failure is open belongs to that fault (its link may be what failed),
         // also while the alert is on its way out after a repair and the agent is still backing off.

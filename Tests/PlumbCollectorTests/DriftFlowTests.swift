@@ -103,6 +103,40 @@ struct DriftFlowTests {
         #expect(try await harness.store.alerts(AlertFilter(status: .firing)).map(\.kind) == [.natFailure])
     }
 
+    @Test("a NAT failure whose pairs cross their thresholds at different times, repaired in between, stays one nat_failure")
+    func lateJoiners() async throws {
+        let harness = try await Harness.make()
+        defer { harness.cleanup() }
+        _ = try await harness.registerAll(karmaInstances)
+        let data = ["i-db", "i-queue", "i-cache", "i-zookeeper", "i-redis-a", "i-redis-b"]
+        // The NAT fails; the app tier's flows cross their threshold first (three failures), the data tier's have
+        // one failure when the alert fires with the app tier's.
+        for step in 0..<3 {
+            try await round(harness, at: 10_000 + Int64(step) * 1_000, sequence: Int64(step + 1)) { agent, probe in
+                self.goesThroughNAT(agent, probe) && (!data.contains(agent) || step == 2)
+            }
+        }
+        let first = try await harness.collector.evaluate(now: 13_000).compactMap { change -> Alert? in
+            if case .fired(let alert) = change { return alert } else { return nil }
+        }
+        #expect(first.map(\.kind) == [.natFailure])
+        // Repaired: the app tier recovers, and the data tier's flows (which failed before the repair) only now
+        // cross their threshold.
+        for step in 0..<3 {
+            try await round(harness, at: 20_000 + Int64(step) * 1_000, sequence: Int64(step + 4)) { agent, probe in
+                self.goesThroughNAT(agent, probe) && data.contains(agent)
+            }
+            let fired = try await harness.collector.evaluate(now: 20_500 + Int64(step) * 1_000).compactMap { change -> Alert? in
+                if case .fired(let alert) = change { return alert } else { return nil }
+            }
+            #expect(fired.isEmpty, "\(fired.map { "\($0.kind.rawValue) \($0.component)" })")
+            print("DEBUG", step, try await harness.store.alerts(AlertFilter()).map { "\($0.kind.rawValue) \($0.status) \($0.pairs.count)" })
+        }
+        let open = try await harness.store.alerts(AlertFilter(status: .firing))
+        #expect(open.map(\.kind) == [.natFailure])
+        #expect(open.first?.pairs.contains { $0.hasPrefix("i-db/") } == true)
+    }
+
     @Test("results that arrive long after they were taken (a replayed spool) are stored but do not raise alerts")
     func staleResults() async throws {
         let harness = try await Harness.make()

@@ -409,7 +409,8 @@ run_demo() {
     echo
     log "the live matrix: expected (the model) vs observed (the agents)"
     wait_for 60 "the live matrix equals the expected one" matrix_agrees || true
-    cli matrix --live | head -40
+    { cli matrix --live || true; } | head -25
+    echo "... ($(api /v1/matrix | jq .agreeing) pairs agree, $(api /v1/matrix | jq .disagreeing) disagree)"
     echo
     local mark started
     mark=$(hook_count)
