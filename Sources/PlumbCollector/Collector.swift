@@ -63,7 +63,8 @@ public actor Collector {
     private var heldUntil: [String: Int64] = [:]
     private var probeIntervalMs: Int64 = 10_000
     /// An agent this late is held (the correlator's "late"), and a result this old when it arrives is history.
-    private var lateMs: Int64 { Int64(configuration.silenceSeconds * 1000) / 3 }
+    /// At least two report intervals, so an agent that reports on time is never late.
+    private var lateMs: Int64 { max(Int64(configuration.silenceSeconds * 1000) / 3, 2 * Int64(configuration.reportIntervalMs) + 1_000) }
     static let agentMaxBackoffMs: Int64 = 60_000
     private var plansStale = false
     private var lastReplanCost: Duration = .zero
@@ -161,6 +162,10 @@ public actor Collector {
         var generator = SystemRandomNumberGenerator()
         for index in bytes.indices { bytes[index] = generator.next() }
         let token = ownToken ? bearer : "plumb_" + hexString(bytes)
+        // An agent registering after a gap (a restart) is back from being late: hold the pairs towards it as in ingest.
+        if let existing, now - existing.lastSeenAtMs > lateMs {
+            heldUntil[requested] = now + Int64(hysteresis.successesToUp + 1) * probeIntervalMs + lateMs
+        }
         let record = AgentRecord(
             agentId: requested, tokenHash: hexString(SHA256.hash(Array(token.utf8))), registration: registration,
             registeredAtMs: existing?.registeredAtMs ?? now, lastSeenAtMs: now, lastSequence: existing?.lastSequence ?? 0)
@@ -484,21 +489,24 @@ public actor Collector {
                 natInstances[nat.id] = model.network.instances[owner].id
             }
         }
-        var findings = Correlator(silenceMs: Int64(configuration.silenceSeconds * 1000), natInstances: natInstances).findings(
+        var findings = Correlator(silenceMs: Int64(configuration.silenceSeconds * 1000), lateMs: lateMs, natInstances: natInstances).findings(
             pairs: views, agents: activity, placements: drift, now: now)
         // Pairs stay with the alert that holds them until they recover. During a repair some pairs come back before
         // the others, and those that did vouch again for the repaired component: what is still failing would be
-        // blamed on whatever else its paths cross (a NACL, a route table). A new finding whose pairs an open alert
-        // holds, or whose paths all cross that alert's component (pairs that went down after it fired), is that
-        // alert's tail, not a new fault: its pairs join the alert.
+        // blamed on whatever else its paths cross (a NACL, a route table). So, for the alerts that blame a path
+        // (nat_failure, unexpected_block): pairs through the alert's component that are on their way down with it
+        // (from live agents, at least two recent failures, the latest one failed) join it before they cross their
+        // threshold, and a new unexpected_block made only of pairs an open alert holds is that alert's tail.
+        let pathKinds: Set<Finding.Kind> = [.natFailure, .unexpectedBlock]
+        let lateAgents = Set(activity.filter { now - $0.lastSeenMs > lateMs }.map(\.agentId))
         var joined: [String: Set<String>] = [:]  // open alert fingerprint -> pairs that join it
-        // Pairs through an open alert's component whose latest result failed are on their way down with it (they
-        // cross their threshold later than the first ones): they join it, and keep it up.
         var componentOf: [String: String] = [:]  // "type:id" -> open alert fingerprint
-        for alert in book.open.values where !alert.pairs.isEmpty { componentOf["\(alert.componentType):\(alert.component)"] = alert.fingerprint }
+        for alert in book.open.values where pathKinds.contains(alert.kind) && !alert.pairs.isEmpty {
+            componentOf["\(alert.componentType):\(alert.component)"] = alert.fingerprint
+        }
         if !componentOf.isEmpty {
-            for (key, state) in pairs where state.recent.last == true {
-                guard let probe = catalog[key] else { continue }
+            for (key, state) in pairs where state.recent.last == true && state.recent.filter({ $0 }).count >= 2 {
+                guard let probe = catalog[key], probe.expectReach, !lateAgents.contains(probe.sourceAgent) else { continue }
                 for component in probe.components {
                     let base = component.split(separator: "/", maxSplits: 1).first.map(String.init) ?? component
                     if let fingerprint = componentOf[base] { joined[fingerprint, default: []].insert(key) }
@@ -506,14 +514,11 @@ public actor Collector {
             }
         }
         findings.removeAll { finding in
-            guard book.open[finding.fingerprint] == nil, !finding.pairs.isEmpty else { return false }
+            guard finding.kind == .unexpectedBlock, book.open[finding.fingerprint] == nil, !finding.pairs.isEmpty else { return false }
             let holder = book.open.values.sorted { $0.startsAtMs < $1.startsAtMs }.first { alert in
-                let held = Set(alert.pairs)
-                let component = "\(alert.componentType):\(alert.component)"
-                return !alert.pairs.isEmpty
-                    && finding.pairs.allSatisfy { key in
-                        held.contains(key) || catalog[key]?.components.contains { $0 == component || $0.hasPrefix(component + "/") } == true
-                    }
+                guard pathKinds.contains(alert.kind), !alert.pairs.isEmpty else { return false }
+                let held = Set(alert.pairs).union(joined[alert.fingerprint] ?? [])
+                return finding.pairs.allSatisfy(held.contains)
             }
             guard let holder else { return false }
             joined[holder.fingerprint, default: []].formUnion(finding.pairs)
@@ -529,7 +534,7 @@ public actor Collector {
         let explained = Set(findings.flatMap(\.pairs))
         let current = Set(findings.map(\.fingerprint))
         for alert in book.open.values where !current.contains(alert.fingerprint) && !alert.pairs.isEmpty {
-            let extra = joined[alert.fingerprint] ?? []
+            let extra = (joined[alert.fingerprint] ?? []).subtracting(explained)
             let still = alert.pairs.filter { pairs[$0]?.status == .disagreeing && !explained.contains($0) }
             guard !still.isEmpty || !extra.isEmpty else { continue }
             findings.append(

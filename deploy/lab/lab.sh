@@ -73,11 +73,14 @@ start() { # start NAME NAMESPACE [--as-nobody] COMMAND...
     disown $!
 }
 
+in_lab() { [[ $(ip netns identify "$1" 2>/dev/null) == "$NS"* ]]; }
+
 stop() { # stop NAME [SIGNAL]
     local file=$STATE/pids/$1.pid pid
     [[ -f $file ]] || return 0
     pid=$(cat "$file")
     rm -f "$file"
+    in_lab "$pid" || return 0
     kill -"${2:-TERM}" "$pid" 2>/dev/null || return 0
     for _ in $(seq 50); do
         kill -0 "$pid" 2>/dev/null || return 0
@@ -197,7 +200,7 @@ up() {
     local lb lb_id port target_port targets
     while read -r _ lb lb_id address gw subnet port target_port targets; do
         local ns=$NS$lb
-        if ! ip netns list | grep -q "^$ns\b"; then new_namespace "$ns"; fi
+        if ! ip netns list | grep -qx "$ns\( (id: [0-9]*)\)\?"; then new_namespace "$ns"; fi
         count=$((count + 1))
         ip -n "$RTR" link add "v$count" type veth peer name eth0 netns "$ns"
         ip -n "$RTR" link set "v$count" master "b-$subnet" up
@@ -348,10 +351,13 @@ down() {
     if [[ -d $STATE/pids ]]; then
         # SIGTERM to all at once (the agents flush their last batch), then SIGKILL to what is left after 5 s.
         local file pids=()
+        local pid
         for file in "$STATE"/pids/*.pid; do
             [[ -e $file ]] || continue
-            pids+=("$(cat "$file")")
+            pid=$(cat "$file")
             rm -f "$file"
+            # Only a process still inside one of the lab's namespaces: a pid that was reused is somebody else's.
+            in_lab "$pid" && pids+=("$pid")
         done
         if ((${#pids[@]})); then
             kill -TERM "${pids[@]}" 2>/dev/null || true

@@ -135,11 +135,16 @@ scenario_steady() {
 agent_footprint() { # RSS and CPU of the agents during the steady state
     local rss=0 cpu=0 count=0 instance pid
     for instance in $(agent_instances); do
-        pid=$(cat "$STATE/pids/agent-$instance.pid")
-        rss=$((rss + $(awk '/VmRSS/ {print $2}' "/proc/$pid/status")))
-        cpu=$((cpu + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+        pid=$(cat "$STATE/pids/agent-$instance.pid" 2>/dev/null || true)
+        [[ -n $pid && -r /proc/$pid/status ]] || continue
+        rss=$((rss + $(awk '/VmRSS/ {print $2}' "/proc/$pid/status" || echo 0)))
+        cpu=$((cpu + $(awk '{print $14 + $15}' "/proc/$pid/stat" || echo 0)))
         count=$((count + 1))
     done
+    if ((count == 0)); then
+        log "  agents: none running"
+        return 0
+    fi
     local ticks uptime
     ticks=$(getconf CLK_TCK)
     log "  agents: $count, mean RSS $((rss / count / 1024)) MiB, mean CPU time $(awk -v c="$cpu" -v n="$count" -v t="$ticks" 'BEGIN {printf "%.2f", c / n / t}') s since start"
@@ -363,7 +368,15 @@ run_tests() {
     trap 'down quiet' EXIT
     need
     binaries
-    if ! (up); then
+    # Not `if ! (up)`: bash ignores `set -e` inside a condition, and a failed step must stop the build.
+    set +e
+    (
+        set -e
+        up
+    )
+    local built=$?
+    set -e
+    if ((built != 0)); then
         show_logs
         down
         echo "0 passed, 1 failed"

@@ -155,11 +155,14 @@ public struct Correlator: Sendable {
     public var settleMs: Int64
     /// NAT instance ids by NAT id: an agent that falls silent on a NAT blamed for failing is folded into that alert.
     public var natInstances: [String: String]
+    /// Milliseconds without a report after which an agent is late (default: a third of `silenceMs`).
+    public var lateMs: Int64
 
     /// A correlator.
-    public init(silenceMs: Int64 = 30_000, settleMs: Int64 = 10_000, natInstances: [String: String] = [:]) {
+    public init(silenceMs: Int64 = 30_000, settleMs: Int64 = 10_000, lateMs: Int64? = nil, natInstances: [String: String] = [:]) {
         self.silenceMs = silenceMs
         self.settleMs = settleMs
+        self.lateMs = lateMs ?? silenceMs / 3
         self.natInstances = natInstances
     }
 
@@ -177,7 +180,7 @@ public struct Correlator: Sendable {
         // for now, are pairs towards late ones: an agent a third of the silence window late may be going silent (its
         // host or subnet cut off), and failures towards its instance wait for that verdict instead of being blamed
         // on the path.
-        let lateInstances = Set(agents.filter { now - $0.lastSeenMs > silenceMs / 3 || now < $0.heldUntilMs ?? 0 }.map(\.instance))
+        let lateInstances = Set(agents.filter { now - $0.lastSeenMs > lateMs || now < $0.heldUntilMs ?? 0 }.map(\.instance))
         func isLive(_ pair: PairView) -> Bool { silentAgents.isEmpty || !silentAgents.contains(pair.probe.sourceAgent) }
         let disagreeing = pairs.filter { $0.state.status == .disagreeing && isLive($0) }
         let blockedPairs = disagreeing.filter { $0.reason == .blocked && !lateInstances.contains($0.probe.targetInstance ?? "") }
