@@ -61,6 +61,7 @@ public actor Collector {
     private var hysteresis = Hysteresis()
     private var clockOffsets: [String: Int64] = [:]
     private var heldUntil: [String: Int64] = [:]
+    private var historyBefore: [String: Int64] = [:]  // per agent, in its clock: results started earlier are history
     private var probeIntervalMs: Int64 = 10_000
     /// An agent this late is held (the correlator's "late"), and a result this old when it arrives is history.
     /// At least two report intervals, so an agent that reports on time is never late.
@@ -165,6 +166,7 @@ public actor Collector {
         // An agent registering after a gap (a restart) is back from being late: hold the pairs towards it as in ingest.
         if let existing, now - existing.lastSeenAtMs > lateMs {
             heldUntil[requested] = now + Int64(hysteresis.successesToUp + 1) * probeIntervalMs + lateMs
+            historyBefore[requested] = max(historyBefore[requested] ?? 0, now - (clockOffsets[requested] ?? 0))
         }
         let record = AgentRecord(
             agentId: requested, tokenHash: hexString(SHA256.hash(Array(token.utf8))), registration: registration,
@@ -318,9 +320,8 @@ public actor Collector {
         let outcome = try await store.ingest(report, body: body, receivedAt: now)
         // Back from being late (a restart, a cut, a link down): the pairs towards it take a few rounds to agree
         // again, and until they have had the chance they are held, as they were while it was late.
-        if let previous = agents[agentId]?.lastSeenAtMs, now - previous > lateMs {
-            heldUntil[agentId] = now + Int64(hysteresis.successesToUp + 1) * probeIntervalMs + lateMs
-        }
+        let returning = (agents[agentId]?.lastSeenAtMs).map { now - $0 > lateMs } ?? false
+        if returning { heldUntil[agentId] = now + Int64(hysteresis.successesToUp + 1) * probeIntervalMs + lateMs }
         agents[agentId]?.lastSeenAtMs = now
         let lastSequence = max(agents[agentId]?.lastSequence ?? 0, report.sequence)
         agents[agentId]?.lastSequence = lastSequence
@@ -335,13 +336,15 @@ public actor Collector {
             agents[agentId] = agent
             try await store.saveAgent(agent)
         }
-        // Results that arrive long after they were taken (replayed from an agent's spool after an outage or a cut)
-        // are history: stored, not evaluated. The silence that kept them away was the alert; evaluating them now
-        // would raise alerts for a past that is over. The agent's clock offset is estimated from its reports.
+        // Results taken while the collector did not hear from the agent (replayed from its spool after a cut, a
+        // link down or a restart), and any result older than the silence window, are history: stored, not
+        // evaluated. The silence (or lateness) was the finding for that time; evaluating them now would raise
+        // alerts for a past that is over. The agent's clock offset is estimated from its reports.
         let delay = now - report.createdAtMs
         let offset = min(delay, clockOffsets[agentId].map { $0 + 100 } ?? (abs(delay) < lateMs ? delay : 0))
         clockOffsets[agentId] = offset
-        let staleBefore = now - offset - lateMs
+        if returning { historyBefore[agentId] = max(historyBefore[agentId] ?? 0, now - offset) }
+        let staleBefore = max(historyBefore[agentId] ?? 0, now - offset - Int64(configuration.silenceSeconds * 1000))
         var stale = 0
         for result in report.results {
             if result.startedAtMs < staleBefore {
@@ -550,6 +553,20 @@ public actor Collector {
         let natHosts = Set(failingNATs.compactMap { natInstances[$0] })
         let hostOfAgent = Dictionary(activity.map { ($0.agentId, $0.instance) }, uniquingKeysWith: { first, _ in first })
         findings.removeAll { $0.kind == .agentSilent && natHosts.contains(hostOfAgent[$0.component] ?? "") }
+        // A subnet's agents come back one by one: an open subnet_silent stays up, and holds its agents, until the
+        // last of them is back (not an agent_silent for the stragglers).
+        for alert in book.open.values where alert.kind == .subnetSilent {
+            let silenceMs = Int64(configuration.silenceSeconds * 1000)
+            let quiet = Set(activity.filter { $0.subnet == alert.component && now - $0.lastSeenMs > silenceMs }.map(\.agentId))
+            guard !quiet.isEmpty else { continue }
+            findings.removeAll { $0.kind == .agentSilent && quiet.contains($0.component) }
+            if !findings.contains(where: { $0.fingerprint == alert.fingerprint }) {
+                findings.append(
+                    Finding(
+                        kind: alert.kind, severity: alert.severity, component: alert.component, componentType: alert.componentType,
+                        summary: alert.summary, pairs: alert.pairs, evidence: alert.evidence, flow: alert.flow))
+            }
+        }
         return findings
     }
 
