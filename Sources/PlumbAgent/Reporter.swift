@@ -16,7 +16,7 @@ public enum ReportDestination: Sendable {
 ///
 /// A batch closes every `reportIntervalMs`, when it holds `maxBatchResults`, or at once when the agent's identity
 /// changed. In collector mode every batch is written to the spool first and removed only after the collector
-/// acknowledged it; while the collector is unreachable the sender retries with exponential backoff (1 s … 60 s,
+/// acknowledged it; while the collector is unreachable the sender retries with exponential backoff (1 s up to three report intervals, 2–60 s,
 /// jittered) and sends in sequence order when it is back.
 public final class Reporter: Sendable {
     private struct Buffer {
@@ -189,7 +189,10 @@ public final class Reporter: Sendable {
                 _ = await iterator.next()
             case .retry:
                 let delay = backoff * Double.random(in: 0.5...1.0)
-                backoff = min(60, backoff * 2)
+                // Capped at three report intervals (2–60 s): once the network or the collector is back, the agent
+                // reports again well within the collector's silence window, instead of sleeping out a minute.
+                let cap = min(60, max(2, 3 * Double(settings.withLock { $0.reportIntervalMs }) / 1000))
+                backoff = min(cap, backoff * 2)
                 do { try await Task.sleep(for: .seconds(delay)) } catch { return }
             // A new batch does not cut the wait short: the collector is down, not waiting for us.
             }

@@ -83,7 +83,7 @@ public actor Collector {
     /// file when it differs (a new version is kept).
     public func start(now: Int64) async throws {
         // After a restart every agent gets a fresh silence window: the collector was away, not the agents. Agents
-        // retry with a backoff of up to 60 s, so the window starts that much later.
+        // retry with a backoff of up to 60 s (three report intervals), so the window starts that much later.
         for var agent in try await store.agents() {
             agent.lastSeenAtMs = max(agent.lastSeenAtMs, now + Self.agentMaxBackoffMs)
             agents[agent.agentId] = agent
