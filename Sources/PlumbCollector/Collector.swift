@@ -163,11 +163,8 @@ public actor Collector {
         var generator = SystemRandomNumberGenerator()
         for index in bytes.indices { bytes[index] = generator.next() }
         let token = ownToken ? bearer : "plumb_" + hexString(bytes)
-        // An agent registering after a gap (a restart) is back from being late: hold the pairs towards it as in ingest.
-        if let existing, now - existing.lastSeenAtMs > lateMs {
-            heldUntil[requested] = now + Int64(hysteresis.successesToUp + 1) * probeIntervalMs + lateMs
-            historyBefore[requested] = max(historyBefore[requested] ?? 0, now - (clockOffsets[requested] ?? 0))
-        }
+        // An agent registering after a gap (a restart) is back from being late, as one reporting after it.
+        if let existing, now - existing.lastSeenAtMs > lateMs { markReturned(requested, now: now, offset: clockOffsets[requested] ?? 0) }
         let record = AgentRecord(
             agentId: requested, tokenHash: hexString(SHA256.hash(Array(token.utf8))), registration: registration,
             registeredAtMs: existing?.registeredAtMs ?? now, lastSeenAtMs: now, lastSequence: existing?.lastSequence ?? 0)
@@ -318,10 +315,7 @@ public actor Collector {
         }
         guard report.sequence >= 1 else { throw APIError(422, "invalid_sequence", "sequence numbers start at 1", field: "sequence") }
         let outcome = try await store.ingest(report, body: body, receivedAt: now)
-        // Back from being late (a restart, a cut, a link down): the pairs towards it take a few rounds to agree
-        // again, and until they have had the chance they are held, as they were while it was late.
         let returning = (agents[agentId]?.lastSeenAtMs).map { now - $0 > lateMs } ?? false
-        if returning { heldUntil[agentId] = now + Int64(hysteresis.successesToUp + 1) * probeIntervalMs + lateMs }
         agents[agentId]?.lastSeenAtMs = now
         let lastSequence = max(agents[agentId]?.lastSequence ?? 0, report.sequence)
         agents[agentId]?.lastSequence = lastSequence
@@ -343,7 +337,7 @@ public actor Collector {
         let delay = now - report.createdAtMs
         let offset = min(delay, clockOffsets[agentId].map { $0 + 100 } ?? (abs(delay) < lateMs ? delay : 0))
         clockOffsets[agentId] = offset
-        if returning { historyBefore[agentId] = max(historyBefore[agentId] ?? 0, now - offset) }
+        if returning { markReturned(agentId, now: now, offset: offset) }
         let staleBefore = max(historyBefore[agentId] ?? 0, now - offset - Int64(configuration.silenceSeconds * 1000))
         var stale = 0
         for result in report.results {
@@ -355,6 +349,13 @@ public actor Collector {
         }
         if stale > 0 { metrics.staleResults.increment(by: stale) }
         return ReportAcknowledgement(sequence: report.sequence, stored: true)
+    }
+
+    /// An agent back from being late (a restart, a cut, a link down): the pairs towards it take a few rounds to agree
+    /// again and are held until they have had the chance, and what it took meanwhile (its spool) is history.
+    private func markReturned(_ agentId: String, now: Int64, offset: Int64) {
+        heldUntil[agentId] = now + Int64(hysteresis.successesToUp + 1) * probeIntervalMs + lateMs
+        historyBefore[agentId] = max(historyBefore[agentId] ?? 0, now - offset)
     }
 
     private func observe(_ result: ProbeResult, agentId: String) {
@@ -540,11 +541,7 @@ public actor Collector {
             let extra = (joined[alert.fingerprint] ?? []).subtracting(explained)
             let still = alert.pairs.filter { pairs[$0]?.status == .disagreeing && !explained.contains($0) }
             guard !still.isEmpty || !extra.isEmpty else { continue }
-            findings.append(
-                Finding(
-                    kind: alert.kind, severity: alert.severity, component: alert.component, componentType: alert.componentType,
-                    summary: alert.summary,
-                    pairs: Array(Set(alert.pairs).union(extra)).sorted(), evidence: alert.evidence, flow: alert.flow))
+            findings.append(Finding(carrying: alert, pairs: Array(Set(alert.pairs).union(extra)).sorted()))
         }
         // The agent on a NAT instance whose nat_failure is open belongs to that fault (its link may be what failed),
         // also while the alert is on its way out after a repair and the agent is still backing off.
@@ -561,10 +558,7 @@ public actor Collector {
             guard !quiet.isEmpty else { continue }
             findings.removeAll { $0.kind == .agentSilent && quiet.contains($0.component) }
             if !findings.contains(where: { $0.fingerprint == alert.fingerprint }) {
-                findings.append(
-                    Finding(
-                        kind: alert.kind, severity: alert.severity, component: alert.component, componentType: alert.componentType,
-                        summary: alert.summary, pairs: alert.pairs, evidence: alert.evidence, flow: alert.flow))
+                findings.append(Finding(carrying: alert, pairs: alert.pairs))
             }
         }
         return findings
@@ -605,5 +599,14 @@ extension JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
+    }
+}
+
+extension Finding {
+    /// An open alert carried into the next evaluation as its own finding (it stays up, with its last evidence).
+    fileprivate init(carrying alert: Alert, pairs: [String]) {
+        self.init(
+            kind: alert.kind, severity: alert.severity, component: alert.component, componentType: alert.componentType, summary: alert.summary,
+            pairs: pairs, evidence: alert.evidence, flow: alert.flow)
     }
 }

@@ -149,20 +149,25 @@ struct ReportingTests {
         #expect(collector.reports.flatMap(\.results).map(\.probeId) == ["before-1", "before-2", "after-1"])
     }
 
+    /// A reporter for agent-1, registered with `collector` (token `t`), spooling in `spool`.
+    func signedInReporter(to collector: FakeCollector, spool: TemporaryDirectory, settings: PlanSettings = PlanSettings()) throws -> Reporter {
+        collector.state.withLock { $0.tokens = ["t"] }
+        let session = Session(directory: nil)
+        session.set(.init(agentId: "agent-1", token: "t"))
+        return Reporter(
+            destination: .collector(CollectorClient(baseURL: collector.url), session, try Spool(directory: spool.path, maxBytes: 1 << 20)),
+            settings: settings, logger: quietLogger, agentId: { "agent-1" })
+    }
+
     @Test("a batch the collector refuses for good is set aside in rejected/, and the rest still flows")
     func rejected() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.cleanup() }
         let collector = try FakeCollector()
         defer { collector.stop() }
-        collector.state.withLock { $0.tokens = ["t"] }
-        let session = Session(directory: nil)
-        session.set(.init(agentId: "agent-1", token: "t"))
         // A corrupt batch on disk (as a broken disk or an older agent might leave it).
         _ = FileManager.default.createFile(atPath: directory.path + "/00000000000000000001-1.json", contents: Data("{not json".utf8))
-        let reopened = try Spool(directory: directory.path, maxBytes: 1 << 20)
-        let reporter = Reporter(
-            destination: .collector(CollectorClient(baseURL: collector.url), session, reopened), logger: quietLogger, agentId: { "agent-1" })
+        let reporter = try signedInReporter(to: collector, spool: directory)
         reporter.submit(result("good"))
         await reporter.flush()
         #expect(await reporter.drain(deadline: .now + .seconds(10)))
@@ -176,12 +181,7 @@ struct ReportingTests {
         defer { directory.cleanup() }
         let collector = try FakeCollector()
         defer { collector.stop() }
-        collector.state.withLock { $0.tokens = ["t"] }
-        let session = Session(directory: nil)
-        session.set(.init(agentId: "agent-1", token: "t"))
-        let reporter = Reporter(
-            destination: .collector(CollectorClient(baseURL: collector.url), session, try Spool(directory: directory.path, maxBytes: 1 << 20)),
-            settings: PlanSettings(reportIntervalMs: 200), logger: quietLogger, agentId: { "agent-1" })
+        let reporter = try signedInReporter(to: collector, spool: directory, settings: PlanSettings(reportIntervalMs: 200))
         let batching = Task { await reporter.runBatching() }
         let sending = Task { await reporter.runSending() }
         defer {

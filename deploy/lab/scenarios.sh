@@ -75,6 +75,25 @@ settle() { # the lab is back to its steady state: nothing firing
     }
 }
 
+# One fault from injection to resolution: inject, wait for the alert (latency recorded against BUDGET), optionally
+# inspect it, repair, wait for the resolution and the steady state, and check that nothing else fired. INJECT,
+# REPAIR and INSPECT are commands (words split on spaces).
+fault_cycle() { # fault_cycle NAME KIND COMPONENT BUDGET_S DESCRIPTION INJECT REPAIR [INSPECT]
+    local name=$1 kind=$2 component=$3 budget=$4 what=$5 inject=$6 repair=$7 inspect=${8:-}
+    local mark started repaired
+    mark=$(hook_count)
+    started=$(now_ms)
+    log "  $what"
+    $inject
+    detected "$name" "$mark" "$kind" "$component" "$started" "$budget"
+    if [[ -n $inspect ]]; then $inspect; fi
+    repaired=$(now_ms)
+    $repair
+    resolved "$mark" "$kind" "$component" "$repaired"
+    settle
+    check "exactly one $kind on $component and nothing else fired ($name)" only_fired "$mark" "$kind" "$component"
+}
+
 run_scenario() { # run_scenario NUMBER TITLE FUNCTION
     local number=$1 title=$2 function=$3
     if [[ -n ${PLUMB_LAB_SCENARIOS:-} && " $PLUMB_LAB_SCENARIOS " != *" $number "* ]]; then return 0; fi
@@ -173,22 +192,12 @@ nat_lists_subnets() {
     api "/v1/alerts?status=firing" | jq -r '.alerts[] | select(.kind == "nat_failure") | .evidence[0]' |
         grep -q 'affected subnets: subnet-app, subnet-data, subnet-web'
 }
+nat_inspect() { check "the alert lists the private subnets" wait_for 15 "the three private subnets in the alert" nat_lists_subnets; }
 scenario_nat() {
     local way
     for way in link forwarding masquerade; do
-        local mark started
-        mark=$(hook_count)
-        started=$(now_ms)
-        log "  the NAT fails: $way"
-        nat_fault "$way" break
-        detected "nat-$way" "$mark" nat_failure "$NAT_ID" "$started" $((K * INTERVAL_S + 5))
-        check "the alert lists the private subnets" wait_for 15 "the three private subnets in the alert" nat_lists_subnets
-        local repaired
-        repaired=$(now_ms)
-        nat_fault "$way" repair
-        resolved "$mark" nat_failure "$NAT_ID" "$repaired"
-        settle
-        check "exactly one nat_failure on $NAT_ID and nothing else fired ($way)" only_fired "$mark" nat_failure "$NAT_ID"
+        fault_cycle "nat-$way" nat_failure "$NAT_ID" $((K * INTERVAL_S + 5)) "the NAT fails: $way" "nat_fault $way break" "nat_fault $way repair" \
+            nat_inspect
     done
 }
 
@@ -202,62 +211,36 @@ move_eni() { # move_eni ENI TO_INSTANCE
     ip -n "$NS$to" link set "$device" up
     echo "$to" >"$STATE/eni-$eni"
 }
+eni_inspect() {
+    local summary
+    summary=$(api "/v1/alerts?status=firing" | jq -r '[.alerts[] | select(.kind == "eni_moved")] | first | .summary')
+    log "  $summary"
+    check "the alert names the old and the new instance" grep -q 'i-redis-a.*i-redis-b' <<<"$summary"
+}
 scenario_eni() {
-    local eni=eni-redis-master mark started
-    mark=$(hook_count)
-    started=$(now_ms)
-    log "  $eni (10.0.2.50, its MAC) moves from redis-a to redis-b"
-    move_eni "$eni" redis-b
-    detected eni-moved "$mark" eni_moved "$eni" "$started" $((2 * INTERVAL_S + 5))
-    local alert
-    alert=$(api "/v1/alerts?status=firing" | jq -c '[.alerts[] | select(.kind == "eni_moved")] | first')
-    check "the alert names the old and the new instance" grep -q 'i-redis-a.*i-redis-b' <<<"$(jq -r .summary <<<"$alert")"
-    log "  $(jq -r .summary <<<"$alert")"
-    local repaired
-    repaired=$(now_ms)
-    move_eni "$eni" redis-a
-    resolved "$mark" eni_moved "$eni" "$repaired"
-    settle
-    check "exactly one eni_moved and nothing else fired" only_fired "$mark" eni_moved "$eni"
+    fault_cycle eni-moved eni_moved eni-redis-master $((2 * INTERVAL_S + 5)) "eni-redis-master (10.0.2.50, its MAC) moves from redis-a to redis-b" \
+        "move_eni eni-redis-master redis-b" "move_eni eni-redis-master redis-a" eni_inspect
 }
 
 # --- 4 -----------------------------------------------------------------------------------------------------------
 open_ssh_on_db() { ip netns exec "${NS}db" iptables "$1" SG-IN -s 10.0.1.0/24 -p tcp --dport 22 -m comment --comment lab-exposure -j ACCEPT; }
-scenario_exposure() {
-    local mark started
-    mark=$(hook_count)
-    started=$(now_ms)
-    log "  sg-db opened: tcp 22 from the web subnet"
-    open_ssh_on_db -I
-    detected exposure "$mark" unexpected_reachability sg-db "$started" $((K * INTERVAL_S + 5))
+exposure_inspect() {
     local summary
     summary=$(api "/v1/alerts?status=firing" | jq -r '[.alerts[] | select(.kind == "unexpected_reachability")] | first | .summary')
     log "  $summary"
     check "the alert names the flow and the intent" grep -q 'web-[12] → i-db:22.*intent' <<<"$summary"
-    local repaired
-    repaired=$(now_ms)
-    open_ssh_on_db -D
-    resolved "$mark" unexpected_reachability sg-db "$repaired"
-    settle
-    check "exactly one unexpected_reachability and nothing else fired" only_fired "$mark" unexpected_reachability sg-db
+}
+scenario_exposure() {
+    fault_cycle exposure unexpected_reachability sg-db $((K * INTERVAL_S + 5)) "sg-db opened: tcp 22 from the web subnet" \
+        "open_ssh_on_db -I" "open_ssh_on_db -D" exposure_inspect
 }
 
 # --- 5 -----------------------------------------------------------------------------------------------------------
 deny_https_from_app() { ip netns exec "$RTR" iptables "$1" NACL-APP-OUT -p tcp --dport 443 -m comment --comment "lab: rule 90 deny" -j DROP; }
+nacl_inspect() { log "  $(api "/v1/alerts?status=firing" | jq -r '[.alerts[] | select(.kind == "unexpected_block")] | first | .summary')"; }
 scenario_nacl() {
-    local mark started
-    mark=$(hook_count)
-    started=$(now_ms)
-    log "  acl-app: egress tcp 443 denied (a rule 90 before the allow)"
-    deny_https_from_app -I
-    detected nacl "$mark" unexpected_block acl-app "$started" $((K * INTERVAL_S + 5 + 10))
-    log "  $(api "/v1/alerts?status=firing" | jq -r '[.alerts[] | select(.kind == "unexpected_block")] | first | .summary')"
-    local repaired
-    repaired=$(now_ms)
-    deny_https_from_app -D
-    resolved "$mark" unexpected_block acl-app "$repaired"
-    settle
-    check "exactly one unexpected_block on acl-app, no nat_failure, nothing else" only_fired "$mark" unexpected_block acl-app
+    fault_cycle nacl unexpected_block acl-app $((K * INTERVAL_S + 5 + 10)) "acl-app: egress tcp 443 denied (a rule 90 before the allow)" \
+        "deny_https_from_app -I" "deny_https_from_app -D" nacl_inspect
 }
 
 # --- 6 -----------------------------------------------------------------------------------------------------------
@@ -266,29 +249,9 @@ cut_web() {
     ip netns exec "$RTR" iptables "$1" FORWARD $([[ $1 == -I ]] && echo 1) -o b-web -m comment --comment lab-cut -j DROP
 }
 scenario_silence() {
-    local mark started
-    mark=$(hook_count)
-    started=$(now_ms)
-    log "  the agent on redis-b is killed (SIGKILL)"
-    stop agent-redis-b KILL
-    detected agent-silent "$mark" agent_silent i-redis-b "$started" $((10 + 5))
-    local repaired
-    repaired=$(now_ms)
-    start_agent redis-b
-    resolved "$mark" agent_silent i-redis-b "$repaired"
-    settle
-    check "exactly one agent_silent and nothing else fired" only_fired "$mark" agent_silent i-redis-b
-
-    mark=$(hook_count)
-    started=$(now_ms)
-    log "  the web subnet is cut off (the router drops everything from and to its bridge)"
-    cut_web -I
-    detected subnet-silent "$mark" subnet_silent subnet-web "$started" $((10 + 5))
-    repaired=$(now_ms)
-    cut_web -D
-    resolved "$mark" subnet_silent subnet-web "$repaired"
-    settle
-    check "one subnet_silent, not one alert per agent, and nothing else fired" only_fired "$mark" subnet_silent subnet-web
+    fault_cycle agent-silent agent_silent i-redis-b $((10 + 5)) "the agent on redis-b is killed (SIGKILL)" "stop agent-redis-b KILL" "start_agent redis-b"
+    fault_cycle subnet-silent subnet_silent subnet-web $((10 + 5)) "the web subnet is cut off (the router drops everything from and to its bridge)" \
+        "cut_web -I" "cut_web -D"
 }
 
 # --- 7 -----------------------------------------------------------------------------------------------------------
