@@ -67,6 +67,8 @@ public actor Collector {
     /// At least two report intervals, so an agent that reports on time is never late.
     private var lateMs: Int64 { max(Int64(configuration.silenceSeconds * 1000) / 3, 2 * Int64(configuration.reportIntervalMs) + 1_000) }
     static let agentMaxBackoffMs: Int64 = 60_000
+    /// How long an alert's component must look healthy before the alert resolves: configured, else three probe intervals.
+    private var holdDownMs: Int64 { configuration.holdDownSeconds.map { Int64($0 * 1000) } ?? 3 * probeIntervalMs }
     private var plansStale = false
     private var lastReplanCost: Duration = .zero
     private var lastReplanAt = ContinuousClock.now
@@ -89,7 +91,7 @@ public actor Collector {
             agents[agent.agentId] = agent
         }
         pairs = try await store.pairStates()
-        book = AlertBook(open: try await store.alerts(AlertFilter(status: .firing, limit: 100_000)))
+        book = AlertBook(open: try await store.alerts(AlertFilter(status: .firing, limit: 100_000)), holdDownMs: holdDownMs)
         for delivery in try await store.deliveries(alertId: nil, limit: 10_000) where delivery.deliveredAtMs != nil {
             let key = "\(delivery.receiver)|\(delivery.alertId.split(separator: "-").first ?? "")"
             lastNotified[key] = max(lastNotified[key] ?? 0, delivery.deliveredAtMs ?? 0)
@@ -242,6 +244,7 @@ public actor Collector {
         var newCatalog: [String: PlannedProbe] = [:]
         let interval = (probing?.intervalSeconds).map { $0 * 1000 } ?? configuration.probeIntervalMs
         probeIntervalMs = Int64(interval)
+        book.holdDownMs = holdDownMs
         let timeout = probing?.timeoutMilliseconds ?? configuration.probeTimeoutMs
         let settings = PlanSettings(
             reportIntervalMs: configuration.reportIntervalMs, maxProbesPerSecond: probing?.maxProbesPerSecond ?? 20,
@@ -493,75 +496,9 @@ public actor Collector {
                 natInstances[nat.id] = model.network.instances[owner].id
             }
         }
-        var findings = Correlator(silenceMs: Int64(configuration.silenceSeconds * 1000), lateMs: lateMs, natInstances: natInstances).findings(
-            pairs: views, agents: activity, placements: drift, now: now)
-        // Pairs stay with the alert that holds them until they recover. During a repair some pairs come back before
-        // the others, and those that did vouch again for the repaired component: what is still failing would be
-        // blamed on whatever else its paths cross (a NACL, a route table). So, for the alerts that blame a path
-        // (nat_failure, unexpected_block): pairs through the alert's component that are on their way down with it
-        // (from live agents, at least two recent failures, the latest one failed) join it before they cross their
-        // threshold, and a new unexpected_block made only of pairs an open alert holds is that alert's tail.
-        let pathKinds: Set<Finding.Kind> = [.natFailure, .unexpectedBlock]
-        let lateAgents = Set(activity.filter { now - $0.lastSeenMs > lateMs }.map(\.agentId))
-        var joined: [String: Set<String>] = [:]  // open alert fingerprint -> pairs that join it
-        var componentOf: [String: String] = [:]  // "type:id" -> open alert fingerprint
-        for alert in book.open.values where pathKinds.contains(alert.kind) && !alert.pairs.isEmpty {
-            componentOf["\(alert.componentType):\(alert.component)"] = alert.fingerprint
-        }
-        if !componentOf.isEmpty {
-            for (key, state) in pairs where state.recent.last == true && state.recent.filter({ $0 }).count >= 2 {
-                guard let probe = catalog[key], probe.expectReach, !lateAgents.contains(probe.sourceAgent) else { continue }
-                for component in probe.components {
-                    let base = component.split(separator: "/", maxSplits: 1).first.map(String.init) ?? component
-                    if let fingerprint = componentOf[base] { joined[fingerprint, default: []].insert(key) }
-                }
-            }
-        }
-        findings.removeAll { finding in
-            guard finding.kind == .unexpectedBlock, book.open[finding.fingerprint] == nil, !finding.pairs.isEmpty else { return false }
-            let holder = book.open.values.sorted { $0.startsAtMs < $1.startsAtMs }.first { alert in
-                guard pathKinds.contains(alert.kind), !alert.pairs.isEmpty else { return false }
-                let held = Set(alert.pairs).union(joined[alert.fingerprint] ?? [])
-                return finding.pairs.allSatisfy(held.contains)
-            }
-            guard let holder else { return false }
-            joined[holder.fingerprint, default: []].formUnion(finding.pairs)
-            return true
-        }
-        for index in findings.indices {
-            if let extra = joined.removeValue(forKey: findings[index].fingerprint) {
-                findings[index].pairs = Array(Set(findings[index].pairs).union(extra)).sorted()
-            }
-        }
-        // An alert stays up while its pairs still disagree and no other finding explains them: a repair shows up on
-        // one pair before the others, and that must not resolve the alert early.
-        let explained = Set(findings.flatMap(\.pairs))
-        let current = Set(findings.map(\.fingerprint))
-        for alert in book.open.values where !current.contains(alert.fingerprint) && !alert.pairs.isEmpty {
-            let extra = (joined[alert.fingerprint] ?? []).subtracting(explained)
-            let still = alert.pairs.filter { pairs[$0]?.status == .disagreeing && !explained.contains($0) }
-            guard !still.isEmpty || !extra.isEmpty else { continue }
-            findings.append(Finding(carrying: alert, pairs: Array(Set(alert.pairs).union(extra)).sorted()))
-        }
-        // The agent on a NAT instance whose nat_failure is open belongs to that fault (its link may be what failed),
-        // also while the alert is on its way out after a repair and the agent is still backing off.
-        let failingNATs = Set(
-            findings.filter { $0.kind == .natFailure }.map(\.component) + book.open.values.filter { $0.kind == .natFailure }.map(\.component))
-        let natHosts = Set(failingNATs.compactMap { natInstances[$0] })
-        let hostOfAgent = Dictionary(activity.map { ($0.agentId, $0.instance) }, uniquingKeysWith: { first, _ in first })
-        findings.removeAll { $0.kind == .agentSilent && natHosts.contains(hostOfAgent[$0.component] ?? "") }
-        // A subnet's agents come back one by one: an open subnet_silent stays up, and holds its agents, until the
-        // last of them is back (not an agent_silent for the stragglers).
-        for alert in book.open.values where alert.kind == .subnetSilent {
-            let silenceMs = Int64(configuration.silenceSeconds * 1000)
-            let quiet = Set(activity.filter { $0.subnet == alert.component && now - $0.lastSeenMs > silenceMs }.map(\.agentId))
-            guard !quiet.isEmpty else { continue }
-            findings.removeAll { $0.kind == .agentSilent && quiet.contains($0.component) }
-            if !findings.contains(where: { $0.fingerprint == alert.fingerprint }) {
-                findings.append(Finding(carrying: alert, pairs: alert.pairs))
-            }
-        }
-        return findings
+        let engine = BlameEngine(
+            silenceMs: Int64(configuration.silenceSeconds * 1000), lateMs: lateMs, holdDownMs: holdDownMs, natInstances: natInstances)
+        return engine.findings(BlameInput(pairs: views, agents: activity, placements: drift, open: Array(book.open.values), now: now))
     }
 
     /// Pairs that disagree with the model now, with their probes.
@@ -599,14 +536,5 @@ extension JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
-    }
-}
-
-extension Finding {
-    /// An open alert carried into the next evaluation as its own finding (it stays up, with its last evidence).
-    fileprivate init(carrying alert: Alert, pairs: [String]) {
-        self.init(
-            kind: alert.kind, severity: alert.severity, component: alert.component, componentType: alert.componentType, summary: alert.summary,
-            pairs: pairs, evidence: alert.evidence, flow: alert.flow)
     }
 }

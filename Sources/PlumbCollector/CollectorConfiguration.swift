@@ -76,6 +76,9 @@ public struct CollectorConfiguration: Sendable {
     public var evaluationIntervalSeconds = 2.0
     /// Seconds without a report after which an agent is silent.
     public var silenceSeconds = 30.0
+    /// Seconds an alert's component must look healthy before the alert resolves (the hold-down); a component that fails
+    /// again within it is the same episode, marked flapping after two returns. Default: three probe intervals.
+    public var holdDownSeconds: Double?
     /// Seconds raw results are kept before they are rolled up per minute.
     public var retentionSeconds = 3_600.0
     /// Limits: request body bytes, results per report, reports per agent per second.
@@ -105,6 +108,7 @@ public struct CollectorConfiguration: Sendable {
         struct Evaluation: Decodable {
             var intervalSeconds: Double?
             var silenceSeconds: Double?
+            var holdDownSeconds: Double?
             var failuresToDown: Int?
             var window: Int?
             var successesToUp: Int?
@@ -159,6 +163,7 @@ public struct CollectorConfiguration: Sendable {
         if let evaluation = file.evaluation {
             configuration.evaluationIntervalSeconds = evaluation.intervalSeconds ?? configuration.evaluationIntervalSeconds
             configuration.silenceSeconds = evaluation.silenceSeconds ?? configuration.silenceSeconds
+            configuration.holdDownSeconds = evaluation.holdDownSeconds ?? configuration.holdDownSeconds
             if evaluation.failuresToDown != nil || evaluation.window != nil || evaluation.successesToUp != nil {
                 configuration.hysteresis = Hysteresis(
                     failuresToDown: evaluation.failuresToDown ?? 3, window: evaluation.window ?? 5, successesToUp: evaluation.successesToUp ?? 2)

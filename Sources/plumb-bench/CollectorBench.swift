@@ -62,9 +62,9 @@ enum CollectorBench {
         var random = SplitMix64(seed: 11)
         // Every path through one route table fails, plus 0.1 % of the others at random (single dead hosts): the
         // evaluation has a component to blame and noise to see through.
-        var use: [String: Int] = [:]
-        for probe in probes { for component in probe.components where component.hasPrefix("route-table:") { use[component, default: 0] += 1 } }
-        let culprit = use.min { ($0.value, $0.key) < ($1.value, $1.key) }?.key ?? ""
+        var use: [ComponentRef: Int] = [:]
+        for probe in probes { for component in probe.components where component.kind == .routeTable { use[component, default: 0] += 1 } }
+        let culprit = use.min { ($0.value, $0.key) < ($1.value, $1.key) }?.key ?? ComponentRef(.routeTable, "")
         while views.count < pairTarget && !probes.isEmpty {
             for probe in probes where views.count < pairTarget {
                 var state = PairState()
@@ -79,7 +79,7 @@ enum CollectorBench {
         var evaluations: [Double] = []
         var findings: [Finding] = []
         for _ in 0..<5 {
-            let (result, time) = measure { Correlator().findings(pairs: views, agents: activity, placements: [], now: 2_000) }
+            let (result, time) = measure { BlameEngine().findings(BlameInput(pairs: views, agents: activity, now: 2_000)) }
             findings = result
             evaluations.append(time)
         }
@@ -90,7 +90,7 @@ enum CollectorBench {
             view.reason = nil
             return view
         }
-        let quietTime = (0..<5).map { _ in measure { _ = Correlator().findings(pairs: quiet, agents: activity, placements: [], now: 2_000) }.1 }
+        let quietTime = (0..<5).map { _ in measure { _ = BlameEngine().findings(BlameInput(pairs: quiet, agents: activity, now: 2_000)) }.1 }
             .sorted()[2]
         var book = AlertBook()
         let (_, reconcileTime) = measure { _ = book.reconcile(findings, now: 2_000) }
@@ -98,7 +98,7 @@ enum CollectorBench {
             String(
                 format:
                     "  evaluation: %d pair states (failing: every path through %@, and 0.1%% at random), %d disagreeing -> %d findings (%@) in %.0f ms (median of 5; all agreeing: %.0f ms; alert reconcile %.2f ms)",
-                views.count, culprit,
+                views.count, culprit.description,
                 views.filter { $0.state.status == .disagreeing }.count, findings.count,
                 findings.sorted { $0.pairs.count > $1.pairs.count }.prefix(3).map { "\($0.kind.rawValue) \($0.component) (\($0.pairs.count) pairs)" }
                     .joined(separator: ", ") + (findings.count > 3 ? ", ..." : ""),

@@ -46,7 +46,7 @@ struct PlanTests {
         // Four agents behind the NAT, and the NAT instance itself (same Elastic IP).
         #expect(viaNAT.count == 5)
         #expect(viaNAT.allSatisfy { $0.expectedEgressIP == "203.0.113.10" && $0.nat == "nat-karma" })
-        #expect(viaNAT.filter { $0.sourceAgent != "i-nat" }.allSatisfy { $0.components.contains("nat-instance:nat-karma") })
+        #expect(viaNAT.filter { $0.sourceAgent != "i-nat" }.allSatisfy { $0.components.contains(ComponentRef(.natInstance, "nat-karma")) })
         // Public instances leave with their own Elastic IP; the data tier may not use port 80 (its NACL), so it has no echo
         // probe, and its NAT use is covered by the S3 probes instead.
         #expect(egress.first { $0.sourceAgent == "i-bastion" }?.expectedEgressIP == "203.0.113.20")

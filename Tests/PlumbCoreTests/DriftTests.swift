@@ -1,6 +1,15 @@
 import PlumbCore
 import Testing
 
+/// The blame engine as the old correlator tests call it (no open alerts).
+struct Engine {
+    var engine = BlameEngine()
+    init(_ engine: BlameEngine = BlameEngine()) { self.engine = engine }
+    func findings(pairs: [PairView], agents: [AgentActivity], placements: [InterfacePlacementDrift], now: Int64) -> [Finding] {
+        engine.findings(BlameInput(pairs: pairs, agents: agents, placements: placements, now: now))
+    }
+}
+
 @Suite("drift: pair states, correlation, alert lifecycle, SHA-256")
 struct DriftTests {
     @Test("SHA-256 and HMAC-SHA256 match the published test vectors")
@@ -79,8 +88,15 @@ struct DriftTests {
     ) -> PlannedProbe {
         PlannedProbe(
             id: id, purpose: purpose, kind: "udp-echo", target: "10.0.0.1", port: 7471, expectReach: reach, sourceAgent: agent, sourceInstance: agent,
-            sourceSubnet: subnet, targetName: target, targetInstance: target, components: components, blockingComponent: blocking, intent: intent,
-            evaluatedProtocol: "tcp", evaluatedPort: 443)
+            sourceSubnet: subnet, targetName: target, targetInstance: target, components: components.map(ref), blockingComponent: blocking.map(ref),
+            intent: intent, evaluatedProtocol: "tcp", evaluatedPort: 443)
+    }
+
+    /// `kind:id/scope` as a component: `network-acl:acl-app/egress/tcp/443`.
+    func ref(_ text: String) -> ComponentRef {
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        let rest = parts[1].split(separator: "/", maxSplits: 1).map(String.init)
+        return ComponentRef(ComponentKind(rawValue: parts[0])!, rest[0], scope: rest.count > 1 ? rest[1] : nil)
     }
 
     func view(_ probe: PlannedProbe, _ status: PairState.Status, _ reason: Disagreement? = nil) -> PairView {
@@ -116,7 +132,7 @@ struct DriftTests {
 
     @Test("a failed NAT, a dead host and a NACL change blame three different components")
     func blame() {
-        let correlator = Correlator()
+        let correlator = Engine()
         let agents = ["app-1", "app-2", "db-1"].map {
             AgentActivity(agentId: $0, instance: $0, subnet: $0.hasPrefix("app") ? "app" : "data", lastSeenMs: 1_000)
         }
@@ -155,7 +171,7 @@ struct DriftTests {
         let deny = probe(
             "deny:db-1:22", agent: "web-1", subnet: "web", target: "db-1", components: [], reach: false, purpose: .expectedDeny,
             blocking: "security-group:sg-db", intent: "only the bastion reaches ssh")
-        let findings = Correlator().findings(pairs: [view(deny, .disagreeing, .reached)], agents: [], placements: [], now: 0)
+        let findings = Engine().findings(pairs: [view(deny, .disagreeing, .reached)], agents: [], placements: [], now: 0)
         #expect(findings.map(\.kind) == [.unexpectedReachability])
         #expect(findings.first?.component == "sg-db")
         #expect(findings.first?.summary.contains("web-1 → db-1:443") == true)
@@ -164,7 +180,7 @@ struct DriftTests {
 
     @Test("one silent agent is agent_silent; a whole silent subnet is one subnet_silent, not one alert per agent")
     func silence() {
-        let correlator = Correlator(silenceMs: 10_000)
+        let correlator = Engine(BlameEngine(silenceMs: 10_000))
         let agents = [
             AgentActivity(agentId: "a1", instance: "a1", subnet: "app", lastSeenMs: 0),
             AgentActivity(agentId: "a2", instance: "a2", subnet: "app", lastSeenMs: 0),
@@ -179,7 +195,7 @@ struct DriftTests {
 
     @Test("failures towards a late agent wait for the silence verdict; the NAT's own silent agent folds into nat_failure")
     func lateAndFold() {
-        let correlator = Correlator(silenceMs: 9_000, natInstances: ["nat": "nat-box"])
+        let correlator = Engine(BlameEngine(silenceMs: 9_000, natInstances: ["nat": "nat-box"]))
         // db-1's agent is 4 s late (over a third of 9 s): the failing flows to it are not blamed on the path yet.
         var agents = ["app-1", "app-2"].map { AgentActivity(agentId: $0, instance: $0, subnet: "app", lastSeenMs: 10_000) }
         agents.append(AgentActivity(agentId: "db-1", instance: "db-1", subnet: "data", lastSeenMs: 6_000))
@@ -214,7 +230,7 @@ struct DriftTests {
         static1.expectedInstance = "zk-1"
         var pair = view(static1, .disagreeing, .identity)
         pair.observedInstance = "zk-2"
-        let findings = Correlator().findings(
+        let findings = Engine().findings(
             pairs: [pair], agents: [],
             placements: [InterfacePlacementDrift(interface: "eni-zk", expectedInstance: "zk-1", observedInstance: "zk-2", agentId: "zk-2")],
             now: 0)
@@ -255,7 +271,7 @@ struct DriftTests {
 extension DriftTests {
     @Test("a pair whose latest result failed does not vouch for its path; a lone unexplained failure waits to settle")
     func settling() {
-        let correlator = Correlator(settleMs: 10_000)
+        let correlator = Engine(BlameEngine(settleMs: 10_000))
         let s3 = [
             probe("s3", agent: "a", subnet: "public", target: "s3", components: ["route-table:rtb-public", "internet-gateway:igw", "endpoint:s3"]),
             probe("s3", agent: "b", subnet: "app", target: "s3", components: ["route-table:rtb-private", "nat-instance:nat", "endpoint:s3"]),

@@ -33,6 +33,8 @@ public struct PlannedProbe: Sendable, Codable, Hashable {
         case staticENI = "static-eni"
         /// A flow the model says must be blocked.
         case expectedDeny = "expected-deny"
+        /// A load balancer's target, probed directly on its target port: it tells a dead target from a dead balancer.
+        case lbTarget = "lb-target"
     }
 
     /// Stable within the agent's plan: the same probe keeps its id across plan versions.
@@ -64,11 +66,15 @@ public struct PlannedProbe: Sendable, Codable, Hashable {
     public var nat: String?
     /// The ENI probed (static-eni).
     public var interface: String?
-    /// The components on the intended path, as `type:id` (network ACLs with direction, protocol and port), plus the
-    /// source subnet and the target instance. Correlation blames these.
-    public var components: [String]
+    /// The components on the intended path, scoped as blame needs them (`ComponentRef`): rules by direction, port and
+    /// the other end, routes by the route taken, plus the target (instance, endpoint, ENI, load balancer). A failure
+    /// of any one of them fails the probe; the blame engine blames these.
+    public var components: [ComponentRef]
+    /// For a load balancer's probe: its targets' services. The probe fails through its `target-group` component only
+    /// when every one of them does, so any of them passing elsewhere vouches for the group.
+    public var alternatives: [ComponentRef]?
     /// For expected-deny probes: the component the model says blocks the flow, and the intent that asks for it.
-    public var blockingComponent: String?
+    public var blockingComponent: ComponentRef?
     public var intent: String?
     /// The protocol and port the engine evaluated.
     public var evaluatedProtocol: String
@@ -78,8 +84,9 @@ public struct PlannedProbe: Sendable, Codable, Hashable {
     public init(
         id: String, purpose: Purpose, kind: String, target: String, port: Int? = nil, expectReach: Bool, expectedInstance: String? = nil,
         expectedInterface: String? = nil, expectedEgressIP: String? = nil, sourceAgent: String, sourceInstance: String, sourceSubnet: String,
-        targetName: String, targetInstance: String? = nil, nat: String? = nil, interface: String? = nil, components: [String],
-        blockingComponent: String? = nil, intent: String? = nil, evaluatedProtocol: String, evaluatedPort: Int
+        targetName: String, targetInstance: String? = nil, nat: String? = nil, interface: String? = nil, components: [ComponentRef],
+        alternatives: [ComponentRef]? = nil, blockingComponent: ComponentRef? = nil, intent: String? = nil, evaluatedProtocol: String,
+        evaluatedPort: Int
     ) {
         self.id = id
         self.purpose = purpose
@@ -98,6 +105,7 @@ public struct PlannedProbe: Sendable, Codable, Hashable {
         self.nat = nat
         self.interface = interface
         self.components = components
+        self.alternatives = alternatives
         self.blockingComponent = blockingComponent
         self.intent = intent
         self.evaluatedProtocol = evaluatedProtocol
@@ -208,10 +216,7 @@ public struct PlanGenerator: Sendable {
             let components = pathComponents(from: source, to: destination, port: port, proto: .tcp)
             // The NAT on the path; for the NAT instance itself, its own NAT (it leaves with the same Elastic IP).
             let ownNAT = network.nats.first { info in info.interface.map { network.instances[agent.instance].interfaces.contains($0) } ?? false }?.id
-            let nat =
-                components.first { $0.hasPrefix("nat-gateway:") || $0.hasPrefix("nat-instance:") }.map {
-                    String($0.split(separator: ":", maxSplits: 1)[1])
-                } ?? ownNAT
+            let nat = components.first { $0.kind.isNAT }?.id ?? ownNAT
             let natInfo = nat.flatMap { id in network.nats.first { $0.id == id } }
             let url = endpoint.url ?? "http://\(address):\(port)/"
             let kind = url.hasPrefix("https://") ? "https" : "http"
@@ -223,7 +228,7 @@ public struct PlanGenerator: Sendable {
                     expectedEgressIP: isEcho ? (natInfo?.egressAddress ?? network.interfaces[sourceInterface].publicIp)?.description : nil,
                     sourceAgent: agent.agentId,
                     sourceInstance: network.instances[agent.instance].id, sourceSubnet: network.subnets[subnet].id, targetName: endpoint.id, nat: nat,
-                    components: components + ["subnet:\(network.subnets[subnet].id)", "endpoint:\(endpoint.id)"], evaluatedProtocol: "tcp",
+                    components: components + [ComponentRef(.endpoint, endpoint.id)], evaluatedProtocol: "tcp",
                     evaluatedPort: port))
         }
         for balancer in network.loadBalancers.indices {
@@ -238,14 +243,36 @@ public struct PlanGenerator: Sendable {
                 verdict == .allowed
             else { continue }
             let address = network.interfaces[node].privateIp
+            let legs = chosen.targetLegs(balancer, listener: listener, planner: self)
             probes.append(
                 PlannedProbe(
                     id: "lb:\(info.id):\(listener.port)", purpose: .loadBalancer, kind: "tcp", target: address.description, port: listener.port,
                     expectReach: true, sourceAgent: agent.agentId, sourceInstance: network.instances[agent.instance].id,
                     sourceSubnet: network.subnets[subnet].id, targetName: info.id,
-                    components: pathComponents(from: source, to: .loadBalancer(balancer), port: listener.port, proto: .tcp) + [
-                        "subnet:\(network.subnets[subnet].id)", "load-balancer:\(info.id)",
-                    ], evaluatedProtocol: "tcp", evaluatedPort: listener.port))
+                    components: pathComponents(from: source, to: .interface(node, address: address), port: listener.port, proto: .tcp)
+                        + [ComponentRef(.loadBalancer, info.id)] + legs.shared,
+                    alternatives: legs.members.isEmpty ? nil : legs.members, evaluatedProtocol: "tcp", evaluatedPort: listener.port))
+            // Each target straight on its target port, from one agent of this subnet that the model lets through: when
+            // the balancer's flows fail, these tell a dead balancer from dead targets.
+            for target in info.targets {
+                guard let targetInterface = network.instances[target].interfaces.first, target != agent.instance else { continue }
+                let targetKey = "lb-target:\(network.subnets[subnet].id):\(network.instances[target].id):\(listener.targetPort)"
+                guard chosen.members(1, of: mates, key: targetKey).contains(agent.agentId) else { continue }
+                let destination = Party.interface(targetInterface, address: network.interfaces[targetInterface].privateIp)
+                guard
+                    let (direct, _) = try? network.verdict(from: source, to: destination, port: listener.targetPort, protocol: .tcp, details: false),
+                    direct == .allowed
+                else { continue }
+                let service = ComponentRef(.instance, network.instances[target].id, scope: "tcp/\(listener.targetPort)")
+                probes.append(
+                    PlannedProbe(
+                        id: "lb-target:\(network.instances[target].id):\(listener.targetPort)", purpose: .lbTarget, kind: "tcp",
+                        target: network.interfaces[targetInterface].privateIp.description, port: listener.targetPort, expectReach: true,
+                        sourceAgent: agent.agentId, sourceInstance: network.instances[agent.instance].id, sourceSubnet: network.subnets[subnet].id,
+                        targetName: network.instances[target].id, targetInstance: network.instances[target].id,
+                        components: pathComponents(from: source, to: destination, port: listener.targetPort, proto: .tcp) + [service],
+                        evaluatedProtocol: "tcp", evaluatedPort: listener.targetPort))
+            }
         }
         for (index, interface) in network.interfaces.enumerated() {
             guard interface.deviceIndex > 0, case .instance(let owner) = interface.owner, owner != agent.instance else { continue }
@@ -263,7 +290,7 @@ public struct PlanGenerator: Sendable {
                     sourceInstance: network.instances[agent.instance].id, sourceSubnet: network.subnets[subnet].id, targetName: interface.id,
                     targetInstance: network.instances[owner].id, interface: interface.id,
                     components: pathComponents(from: source, to: destination, port: agent.responderPort, proto: .udp) + [
-                        "subnet:\(network.subnets[subnet].id)", "eni:\(interface.id)",
+                        ComponentRef(.eni, interface.id), ComponentRef(.instance, network.instances[owner].id),
                     ], evaluatedProtocol: "udp", evaluatedPort: agent.responderPort))
         }
 
@@ -298,7 +325,9 @@ public struct PlanGenerator: Sendable {
                     id: "deny:\(network.instances[owner].id):\(intent.port)", purpose: .expectedDeny, kind: "tcp", target: targetAddress.description,
                     port: intent.port, expectReach: false, sourceAgent: agent.agentId, sourceInstance: network.instances[agent.instance].id,
                     sourceSubnet: network.subnets[subnet].id, targetName: network.instances[owner].id, targetInstance: network.instances[owner].id,
-                    components: [], blockingComponent: blocker.map { "\($0.componentType):\($0.component)" }, intent: intent.name,
+                    components: [],
+                    blockingComponent: blocker.map { ComponentRef(ComponentKind(rawValue: $0.componentType) ?? .instance, $0.component) },
+                    intent: intent.name,
                     evaluatedProtocol: "tcp", evaluatedPort: intent.port))
         }
         var seenDeny: Set<String> = []
@@ -329,7 +358,6 @@ public struct PlanGenerator: Sendable {
         guard let (verdict, _) = try? network.verdict(from: source, to: destination, port: peer.responderPort, protocol: .udp, details: false) else {
             return nil
         }
-        let subnet = network.interfaces[interface].subnet
         return PlannedProbe(
             id: "\(purpose.rawValue):\(network.instances[peer.instance].id)", purpose: purpose, kind: "udp-echo", target: address.description,
             port: peer.responderPort, expectReach: verdict == .allowed, expectedInstance: network.instances[peer.instance].id,
@@ -337,26 +365,82 @@ public struct PlanGenerator: Sendable {
             sourceSubnet: network.subnets[network.interfaces[primaryInterface(agent.instance) ?? interface].subnet].id,
             targetName: network.instances[peer.instance].id, targetInstance: network.instances[peer.instance].id,
             components: pathComponents(from: source, to: destination, port: peer.responderPort, proto: .udp) + [
-                "subnet:\(network.subnets[network.interfaces[primaryInterface(agent.instance) ?? interface].subnet].id)",
-                "subnet:\(network.subnets[subnet].id)", "instance:\(network.instances[peer.instance].id)",
+                ComponentRef(.instance, network.instances[peer.instance].id)
             ], evaluatedProtocol: "udp", evaluatedPort: peer.responderPort)
     }
 
-    /// The components the intended path crosses, as `type:id`; a network ACL carries its direction, protocol and port
-    /// (`network-acl:acl-app/egress/tcp/443`) because its rules are per port, unlike a NAT or a route table.
-    public func pathComponents(from source: Party, to destination: Party, port: Int, proto: IPProtocol) -> [String] {
+    /// The components the intended path crosses, scoped for blame (see `ComponentRef`): a security group by direction,
+    /// port and the rule that allows the flow; a network ACL by direction, port and the subnet (or outside party) at
+    /// the other end, and for the reply by direction and protocol; a route table by the route taken; NATs, gateways,
+    /// peerings and load balancers whole.
+    public func pathComponents(from source: Party, to destination: Party, port: Int, proto: IPProtocol) -> [ComponentRef] {
         guard let explanation = try? network.explain(from: source, to: destination, port: port, protocol: proto) else { return [] }
-        var components: [String] = []
-        for hop in explanation.hops where hop.direction == .forward {
-            let name: String
-            switch hop.componentType {
-            case "network-acl": name = "network-acl:\(hop.component)/\(hop.check.contains("ingress") ? "ingress" : "egress")/\(proto)/\(port)"
-            case "vpc", "subnet": continue
-            default: name = "\(hop.componentType):\(hop.component)"
+        let near = remoteClass(source)
+        let far = remoteClass(destination)
+        var components: [ComponentRef] = []
+        for hop in explanation.hops {
+            guard let kind = ComponentKind(rawValue: hop.componentType), kind != .subnet else { continue }
+            let component: ComponentRef
+            switch (kind, hop.direction) {
+            case (.networkACL, .forward):
+                let ingress = hop.check == "nacl-ingress"
+                component = ComponentRef(
+                    kind, hop.component,
+                    scope: "\(ingress ? "ingress" : "egress") \(proto)/\(port) \(ingress ? "from" : "to") \(ingress ? near : far)")
+            case (.networkACL, .return):
+                let ingress = hop.check == "nacl-ingress"
+                component = ComponentRef(
+                    kind, hop.component,
+                    scope: "\(ingress ? "ingress" : "egress") \(proto) replies \(ingress ? "from" : "to") \(ingress ? far : near)")
+            case (.securityGroup, _):
+                component = ComponentRef(
+                    kind, hop.component, scope: "\(hop.check == "sg-ingress" ? "ingress" : "egress") \(proto)/\(port) \(hop.rule ?? "")")
+            case (.routeTable, .forward):
+                let route = hop.rule.map { $0.split(separator: " ").first.map(String.init) ?? $0 }
+                component = ComponentRef(kind, hop.component, scope: route.map { "route \($0)" })
+            case (.routeTable, .return):
+                continue
+            default:
+                component = ComponentRef(kind, hop.component)
             }
-            if !components.contains(name) { components.append(name) }
+            if !components.contains(component) { components.append(component) }
         }
         return components
+    }
+
+    /// The other end of a flow as NACL rules tell ends apart: its subnet inside the VPC, else what it is outside.
+    private func remoteClass(_ party: Party) -> String {
+        switch party {
+        case .interface(let index, _): network.subnets[network.interfaces[index].subnet].id
+        case .loadBalancer(let index): network.loadBalancers[index].nodes.first.map { network.subnets[network.interfaces[$0].subnet].id } ?? "?"
+        case .external(_, .endpoint(let index), _): network.topology.endpoints[index].id
+        case .external(_, .peer(let index), _): network.topology.peerings[index].id
+        case .external(_, .internet, _): "internet"
+        case .unassigned(let address): address.description
+        }
+    }
+
+    /// The part of a load balancer's path after its node: the components every target's leg shares, and, with more
+    /// than one target, one `target-group` component for the rest (the flow fails only when every target fails), with
+    /// the targets' services as its members.
+    func targetLegs(_ balancer: Int, listener: (port: Int, targetPort: Int, protocolNumber: Int)) -> (shared: [ComponentRef], members: [ComponentRef])
+    {
+        let info = network.loadBalancers[balancer]
+        guard let node = info.nodes.first else { return ([], []) }
+        var legs: [[ComponentRef]] = []
+        var members: [ComponentRef] = []
+        for target in info.targets {
+            guard let interface = network.instances[target].interfaces.first else { continue }
+            let service = ComponentRef(.instance, network.instances[target].id, scope: "tcp/\(listener.targetPort)")
+            members.append(service)
+            legs.append(
+                pathComponents(
+                    from: .interface(node, address: network.interfaces[node].privateIp),
+                    to: .interface(interface, address: network.interfaces[interface].privateIp), port: listener.targetPort, proto: .tcp) + [service])
+        }
+        guard legs.count > 1 else { return (legs.first ?? [], []) }
+        let shared = legs.dropFirst().reduce(Set(legs[0])) { $0.intersection($1) }
+        return (legs[0].filter(shared.contains) + [ComponentRef(.targetGroup, info.id, scope: "tcp/\(listener.targetPort)")], members)
     }
 
     private func primaryInterface(_ instance: Int) -> Int? {
@@ -389,6 +473,16 @@ public struct PlanGenerator: Sendable {
 /// endpoint, a load balancer, an ENI), computed once per plan round instead of once per agent.
 final class Chosen {
     private var memo: [String: Set<String>] = [:]
+    private var legs: [Int: (shared: [ComponentRef], members: [ComponentRef])] = [:]
+
+    func targetLegs(_ balancer: Int, listener: (port: Int, targetPort: Int, protocolNumber: Int), planner: PlanGenerator) -> (
+        shared: [ComponentRef], members: [ComponentRef]
+    ) {
+        if let cached = legs[balancer] { return cached }
+        let computed = planner.targetLegs(balancer, listener: listener)
+        legs[balancer] = computed
+        return computed
+    }
 
     func members(_ count: Int, of agents: [AgentPlacement], key: String) -> Set<String> {
         if let cached = memo[key] { return cached }

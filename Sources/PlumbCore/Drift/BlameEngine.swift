@@ -1,0 +1,417 @@
+/// What the blame engine sees at one evaluation.
+public struct BlameInput: Sendable {
+    /// Every planned pair with its state and last result.
+    public var pairs: [PairView]
+    /// Every agent's last report (and hold).
+    public var agents: [AgentActivity]
+    /// ENIs agents report on other instances than the model says.
+    public var placements: [InterfacePlacementDrift]
+    /// The alerts open now (an episode holds its pairs, and its component keeps new failures, within its hold-down).
+    public var open: [Alert]
+    /// Now, in milliseconds since the epoch.
+    public var now: Int64
+
+    /// Creates an input.
+    public init(pairs: [PairView], agents: [AgentActivity] = [], placements: [InterfacePlacementDrift] = [], open: [Alert] = [], now: Int64) {
+        self.pairs = pairs
+        self.agents = agents
+        self.placements = placements
+        self.open = open
+        self.now = now
+    }
+}
+
+/// Turns pair states into findings: the one place where Plumb decides what is broken. Pure: time and state come in,
+/// findings come out; the collector feeds it and carries out what the alert book makes of them.
+///
+/// The principle (network tomography, as Pingmesh, NetBouncer and 007 do it, with the model's intended paths instead of
+/// racks): blame the smallest set of components that is on every failing path and on no path that recently passed in
+/// the same direction and port class. Kinds only break ties, runtime components before configuration
+/// (`ComponentKind.tieRank`), and a tie the evidence cannot separate is said in the finding (`alternatives`).
+///
+/// Around that core:
+/// - silence: an agent silent for `silenceMs` is `agent_silent`, a subnet whose agents are all silent one
+///   `subnet_silent`; failures towards silent, late (`lateMs`) or just-returned agents wait for that verdict, and a
+///   silence holds the failing pairs towards its instances;
+/// - episodes: an open path alert (`nat_failure`, `unexpected_block`) keeps the pairs it holds, and takes new failures
+///   through its component, for `holdDownMs` after the component last failed: a repair or a flap's good phase never
+///   spills the stragglers onto other components;
+/// - the NAT instance's own silent agent is part of its `nat_failure`;
+/// - exposure, moved ENIs, egress addresses and latency are blamed on the component the probe names.
+public struct BlameEngine: Sendable {
+    /// Milliseconds without a report after which an agent is silent.
+    public var silenceMs: Int64
+    /// Milliseconds without a report after which an agent is late (failures towards it wait).
+    public var lateMs: Int64
+    /// Milliseconds a failure that no component explains alone waits before the busiest component is blamed.
+    public var settleMs: Int64
+    /// Milliseconds an episode keeps its pairs and its component after the component last failed (the hold-down).
+    public var holdDownMs: Int64
+    /// NAT instance ids by NAT id.
+    public var natInstances: [String: String]
+
+    /// An engine.
+    public init(
+        silenceMs: Int64 = 30_000, lateMs: Int64? = nil, settleMs: Int64 = 10_000, holdDownMs: Int64 = 0, natInstances: [String: String] = [:]
+    ) {
+        self.silenceMs = silenceMs
+        self.lateMs = lateMs ?? silenceMs / 3
+        self.settleMs = settleMs
+        self.holdDownMs = holdDownMs
+        self.natInstances = natInstances
+    }
+
+    static let pathKinds: Set<Finding.Kind> = [.natFailure, .unexpectedBlock]
+
+    /// Every finding for `input`, most severe first.
+    public func findings(_ input: BlameInput) -> [Finding] {
+        let now = input.now
+        let silentAgents = Set(input.agents.filter { now - $0.lastSeenMs > silenceMs }.map(\.agentId))
+        let lateAgents = Set(input.agents.filter { now - $0.lastSeenMs > lateMs }.map(\.agentId))
+        // Failures towards a late agent's instance wait: it may be going silent (its host or subnet cut off). So do
+        // failures towards one that just came back, until the pairs towards it have had the results to agree again.
+        let heldInstances = Set(input.agents.filter { now - $0.lastSeenMs > lateMs || now < $0.heldUntilMs ?? 0 }.map(\.instance))
+        func isLive(_ pair: PairView) -> Bool { !silentAgents.contains(pair.probe.sourceAgent) }
+        let disagreeing = input.pairs.filter { $0.state.status == .disagreeing && isLive($0) }
+
+        var findings = silence(input, silent: silentAgents, disagreeing: disagreeing)
+        let blocked = disagreeing.filter {
+            $0.reason == .blocked && $0.probe.expectReach && !heldInstances.contains($0.probe.targetInstance ?? "")
+        }
+        // On their way down: not over their threshold yet, but two recent failures and the latest one failed. They only
+        // join an episode whose component they cross (they would cross the threshold with it in a moment).
+        let trending = input.pairs.filter {
+            $0.state.status != .disagreeing && $0.probe.expectReach && isLive($0) && !lateAgents.contains($0.probe.sourceAgent)
+                && $0.state.recent.last == true && $0.state.recent.filter { $0 }.count >= 2
+                && !heldInstances.contains($0.probe.targetInstance ?? "")
+        }
+        findings += paths(blocked: blocked, trending: trending, all: input.pairs, isLive: isLive, open: input.open, now: now)
+        findings += exposure(disagreeing.filter { $0.reason == .reached })
+        findings += identity(disagreeing.filter { $0.reason == .identity }, placements: input.placements)
+        findings += egress(disagreeing.filter { $0.reason == .egressIP })
+        findings += latency(input.pairs.filter { $0.state.latencyRegressed && $0.state.status != .disagreeing && isLive($0) })
+        findings = foldNATAgents(findings, input: input)
+        return Self.merged(findings)
+    }
+
+    // MARK: - Silence
+
+    private func silence(_ input: BlameInput, silent: Set<String>, disagreeing: [PairView]) -> [Finding] {
+        let now = input.now
+        var findings: [Finding] = []
+        // An open subnet_silent stays up, and holds its agents, until the last of them is back: agents come back one
+        // by one, and the stragglers are that subnet's silence, not agent_silent alerts of their own.
+        var explained: Set<String> = []
+        for alert in input.open where alert.kind == .subnetSilent {
+            let quiet = input.agents.filter { $0.subnet == alert.component && silent.contains($0.agentId) }
+            guard !quiet.isEmpty else { continue }
+            explained.formUnion(quiet.map(\.agentId))
+            findings.append(Finding(carrying: alert, pairs: alert.pairs))
+        }
+        let bySubnet = Dictionary(grouping: input.agents.filter { $0.subnet != nil }, by: { $0.subnet! })
+        for (subnet, members) in bySubnet.sorted(by: { $0.key < $1.key })
+        where members.count >= 2 && members.allSatisfy({ silent.contains($0.agentId) }) {
+            explained.formUnion(members.map(\.agentId))
+            findings.append(
+                Finding(
+                    kind: .subnetSilent, severity: .critical, component: subnet, componentType: ComponentKind.subnet.rawValue,
+                    summary: "all \(members.count) agents in \(subnet) stopped reporting", pairs: [],
+                    evidence: members.map { "\($0.agentId) (\($0.instance)) last reported \((now - $0.lastSeenMs) / 1000) s ago" }))
+        }
+        for agent in input.agents.sorted(by: { $0.agentId < $1.agentId }) where silent.contains(agent.agentId) && !explained.contains(agent.agentId) {
+            findings.append(
+                Finding(
+                    kind: .agentSilent, severity: .warning, component: agent.agentId, componentType: ComponentKind.agent.rawValue,
+                    summary: "agent \(agent.agentId) on \(agent.instance) stopped reporting", pairs: [],
+                    evidence: ["last report \((now - agent.lastSeenMs) / 1000) s ago"]))
+        }
+        // A silence holds the failing pairs towards its instances; they stay with it while they recover.
+        let towards = Dictionary(grouping: disagreeing.filter { $0.reason == .blocked }, by: { $0.probe.targetInstance ?? "" })
+        let instanceOfAgent = Dictionary(input.agents.map { ($0.agentId, $0.instance) }, uniquingKeysWith: { first, _ in first })
+        for index in findings.indices {
+            let component = findings[index].component
+            let instances =
+                findings[index].kind == .agentSilent
+                ? [instanceOfAgent[component] ?? ""] : input.agents.filter { $0.subnet == component }.map(\.instance)
+            findings[index].pairs = Array(Set(findings[index].pairs + instances.flatMap { towards[$0]?.map(\.key) ?? [] })).sorted()
+        }
+        return findings
+    }
+
+    /// The agent on a NAT instance whose `nat_failure` is found or open belongs to that fault (its link may be what
+    /// failed), also while the alert waits out its hold-down after a repair and the agent is still backing off.
+    private func foldNATAgents(_ findings: [Finding], input: BlameInput) -> [Finding] {
+        let failing = Set(findings.filter { $0.kind == .natFailure }.map(\.component) + input.open.filter { $0.kind == .natFailure }.map(\.component))
+        guard !failing.isEmpty else { return findings }
+        let hosts = Set(failing.compactMap { natInstances[$0] })
+        let hostOfAgent = Dictionary(input.agents.map { ($0.agentId, $0.instance) }, uniquingKeysWith: { first, _ in first })
+        let folded = findings.filter { $0.kind == .agentSilent && hosts.contains(hostOfAgent[$0.component] ?? "") }
+        guard !folded.isEmpty else { return findings }
+        var result = findings.filter { !($0.kind == .agentSilent && hosts.contains(hostOfAgent[$0.component] ?? "")) }
+        for index in result.indices where result[index].kind == .natFailure {
+            guard let host = natInstances[result[index].component] else { continue }
+            result[index].evidence += folded.filter { hostOfAgent[$0.component] == host }.map {
+                "the agent on the NAT instance is silent too: \($0.summary)"
+            }
+        }
+        return result
+    }
+
+    // MARK: - Path blame
+
+    /// The components that vouch: every component on the path of a pair that agrees and whose whole recent window
+    /// agreed (a pair with a failure in its window may be on its way down, or flapping with its component). A target
+    /// group vouches when any of its targets does.
+    private func vouched(_ pairs: [PairView], isLive: (PairView) -> Bool, suspects: Set<ComponentRef>) -> [ComponentRef: Int] {
+        var passing: [ComponentRef: Int] = [:]
+        var groups: [ComponentRef: [ComponentRef]] = [:]
+        for index in pairs.indices {
+            let pair = pairs[index]
+            guard pair.state.status == .agreeing, pair.probe.expectReach, !pair.state.recent.contains(true), isLive(pair) else { continue }
+            for component in pair.probe.components where suspects.contains(component) { passing[component, default: 0] += 1 }
+            if let members = pair.probe.alternatives {
+                for group in pair.probe.components where group.kind == .targetGroup { groups[group] = members }
+            }
+        }
+        // Members of the suspected groups (the failing pairs carry them) vouch for their group.
+        for index in pairs.indices where pairs[index].probe.alternatives != nil {
+            for group in pairs[index].probe.components where group.kind == .targetGroup && suspects.contains(group) {
+                groups[group] = pairs[index].probe.alternatives
+            }
+        }
+        return passing.merging(
+            groups.compactMapValues { members in
+                let count = members.reduce(0) { $0 + (passing[$1] ?? 0) }
+                return count > 0 ? count : nil
+            }, uniquingKeysWith: +)
+    }
+
+    private func paths(
+        blocked: [PairView], trending: [PairView], all: [PairView], isLive: (PairView) -> Bool, open: [Alert], now: Int64
+    ) -> [Finding] {
+        guard !blocked.isEmpty || !trending.isEmpty else { return [] }
+        var suspects = Set(blocked.flatMap(\.probe.components) + trending.flatMap(\.probe.components))
+        for pair in blocked + trending { suspects.formUnion(pair.probe.alternatives ?? []) }
+        let passing = vouched(all, isLive: isLive, suspects: suspects)
+        var findings: [Finding] = []
+
+        // Episodes first: an open path alert within its hold-down keeps its pairs, and takes the failures through its
+        // component that nothing vouches for. Oldest first, so a pair goes to the episode that was there before.
+        var claimed: Set<String> = []
+        let episodes = open.filter { Self.pathKinds.contains($0.kind) && !$0.pairs.isEmpty }.sorted {
+            ($0.startsAtMs, $0.id) < ($1.startsAtMs, $1.id)
+        }
+        for alert in episodes {
+            let holding = now - (alert.lastActiveAtMs ?? alert.updatedAtMs) <= holdDownMs
+            let base = ComponentRef(ComponentKind(rawValue: alert.componentType) ?? .instance, alert.component)
+            let held = Set(alert.pairs)
+            var joined: [PairView] = []
+            var failingNow = false
+            for pair in blocked + trending where !claimed.contains(pair.key) {
+                let through = pair.probe.components.filter { $0.base == base }
+                let unvouched = holding && through.contains { passing[$0, default: 0] == 0 }
+                // A held pair stays while it recovers (its latest result agreed), and within the hold-down while it
+                // still fails; past that, a pair that keeps failing is a new question for the hitting set.
+                let stays = held.contains(pair.key) && (holding || pair.state.recent.last == false)
+                if stays || unvouched {
+                    joined.append(pair)
+                    claimed.insert(pair.key)
+                    if unvouched { failingNow = true }
+                }
+            }
+            guard !joined.isEmpty else { continue }
+            var finding = Finding(carrying: alert, pairs: Array(held.union(joined.map(\.key))).sorted())
+            finding.active = failingNow
+            finding.failingPaths = joined.count
+            finding.passingPaths = passing[base] ?? 0
+            findings.append(finding)
+        }
+
+        // The rest: a greedy hitting set. A pair is explained by any component with a part on its path that nothing
+        // vouches for; components are counted whole (a NACL denying a port to every subnet is one component, whatever
+        // the scopes of its parts).
+        let failing = blocked.filter { !claimed.contains($0.key) }
+        let suspectsOf = failing.map { pair in Set(pair.probe.components.filter { passing[$0, default: 0] == 0 }.map(\.base)) }
+        let anyOf = failing.map { Set($0.probe.components.map(\.base)) }
+        var remaining = Array(failing.indices)
+        while !remaining.isEmpty {
+            var through: [ComponentRef: [Int]] = [:]
+            for index in remaining { for component in suspectsOf[index] { through[component, default: []].append(index) } }
+            let clean = !through.isEmpty
+            if !clean {
+                // Nothing explains these alone (a vouching pair may be stale, or two faults overlap). Blame the
+                // component on the most failing paths, once they have failed for a while, and say so.
+                remaining.removeAll { now - failing[$0].state.changedAtMs < settleMs }
+                if remaining.isEmpty { break }
+                for index in remaining { for component in anyOf[index] { through[component, default: []].append(index) } }
+            }
+            guard
+                let best = through.max(by: { lhs, rhs in
+                    lhs.value.count != rhs.value.count ? lhs.value.count < rhs.value.count : rhs.key < lhs.key
+                })
+            else { break }
+            let covered = Set(best.value)
+            // Tied: other components on exactly the same failing paths; no probe tells them apart.
+            let tied = through.filter { $0.key != best.key && Set($0.value) == covered }.keys.sorted()
+            remaining.removeAll { covered.contains($0) }
+            let vouching = passing.filter { $0.key.base == best.key }.values.reduce(0, +)
+            findings.append(
+                finding(
+                    blaming: best.key, pairs: best.value.map { failing[$0] }, tied: tied, passing: clean ? 0 : vouching, clean: clean,
+                    alternatives: failing[best.value[0]].probe.alternatives))
+        }
+        return findings
+    }
+
+    private func finding(
+        blaming component: ComponentRef, pairs covered: [PairView], tied: [ComponentRef], passing: Int, clean: Bool, alternatives: [ComponentRef]?
+    )
+        -> Finding
+    {
+        let subnets = Set(covered.map(\.probe.sourceSubnet)).sorted()
+        let flows = covered.count == 1 ? "1 flow" : "\(covered.count) flows"
+        let fail = covered.count == 1 ? "fails" : "fail"
+        func describe(_ ref: ComponentRef) -> String {
+            if ref.kind == .targetGroup, let members = alternatives, !members.isEmpty {
+                return "its targets \(members.map(\.id).joined(separator: ", "))"
+            }
+            return ref.description
+        }
+        var summary: String
+        if component.kind.isNAT {
+            summary = "NAT \(component.id) is not forwarding: \(flows) from \(subnets.joined(separator: ", ")) through it \(fail)"
+        } else {
+            summary = "\(flows) the model allows \(fail); they share \(component.description)"
+        }
+        if !tied.isEmpty {
+            summary += "; \(component.id) or \(tied.map(describe).joined(separator: ", ")): no probe tells them apart"
+        }
+        if !clean { summary += " (no component is on only the failing paths; this one is on the most)" }
+        var evidence = component.kind.isNAT ? ["affected subnets: \(subnets.joined(separator: ", "))"] : []
+        evidence.append(
+            "chosen: on \(covered.count) failing path\(covered.count == 1 ? "" : "s") and \(passing) recently passing path\(passing == 1 ? "" : "s") of the same direction and port class"
+        )
+        if !tied.isEmpty { evidence.append("also consistent with the evidence: \(tied.map(describe).joined(separator: ", "))") }
+        evidence += covered.sorted { $0.key < $1.key }.prefix(10).map { "\($0.key): \($0.lastResult ?? "no answer")" }
+        var finding = Finding(
+            kind: component.kind.isNAT ? .natFailure : .unexpectedBlock, severity: component.kind.isNAT ? .critical : .warning,
+            component: component.id,
+            componentType: component.kind.rawValue, summary: summary, pairs: covered.map(\.key).sorted(), evidence: evidence,
+            flow: Self.flow(of: covered.min { $0.key < $1.key }!.probe))
+        finding.failingPaths = covered.count
+        finding.passingPaths = passing
+        finding.alternatives = tied.isEmpty ? nil : tied.map(describe)
+        return finding
+    }
+
+    // MARK: - Other kinds
+
+    private func exposure(_ pairs: [PairView]) -> [Finding] {
+        Dictionary(grouping: pairs, by: { $0.probe.blockingComponent ?? ComponentRef(.instance, $0.probe.targetName) }).sorted { $0.key < $1.key }.map
+        {
+            component, group in
+            let flows = group.map { "\($0.probe.sourceInstance) → \($0.probe.targetName):\($0.probe.evaluatedPort)" }
+            let intents = Set(group.compactMap(\.probe.intent)).sorted()
+            return Finding(
+                kind: .unexpectedReachability, severity: .critical, component: component.id, componentType: component.kind.rawValue,
+                summary:
+                    "\(flows.count == 1 ? flows[0] : "\(flows.count) flows") got through although the model blocks \(group.count == 1 ? "it" : "them") at \(component.kind.rawValue) \(component.id)"
+                    + (intents.isEmpty ? "" : "; intent \(intents.map { "'\($0)'" }.joined(separator: ", ")) is broken"),
+                pairs: group.map(\.key).sorted(), evidence: group.prefix(10).map { "\($0.key): \($0.lastResult ?? "reached")" },
+                flow: Self.flow(of: group[0].probe))
+        }
+    }
+
+    private func identity(_ pairs: [PairView], placements: [InterfacePlacementDrift]) -> [Finding] {
+        var byInterface: [String: (expected: String, observed: Set<String>, pairs: [String], evidence: [String])] = [:]
+        for pair in pairs {
+            let interface = pair.probe.interface ?? pair.probe.expectedInterface ?? pair.probe.targetName
+            var entry = byInterface[interface] ?? (pair.probe.expectedInstance ?? "?", [], [], [])
+            if let observed = pair.observedInstance { entry.observed.insert(observed) }
+            entry.pairs.append(pair.key)
+            entry.evidence.append("\(pair.key): \(pair.lastResult ?? "answered by \(pair.observedInstance ?? "another instance")")")
+            byInterface[interface] = entry
+        }
+        for drift in placements {
+            var entry = byInterface[drift.interface] ?? (drift.expectedInstance, [], [], [])
+            entry.observed.insert(drift.observedInstance)
+            entry.evidence.append("agent \(drift.agentId) on \(drift.observedInstance) reports \(drift.interface) attached")
+            byInterface[drift.interface] = entry
+        }
+        return byInterface.sorted { $0.key < $1.key }.map { interface, entry in
+            let observed = entry.observed.sorted().joined(separator: ", ")
+            return Finding(
+                kind: .eniMoved, severity: .critical, component: interface, componentType: ComponentKind.eni.rawValue,
+                summary:
+                    "\(interface) belongs to \(entry.expected) in the model but is attached to \(observed.isEmpty ? "another instance" : observed)",
+                pairs: entry.pairs.sorted(), evidence: entry.evidence)
+        }
+    }
+
+    private func egress(_ pairs: [PairView]) -> [Finding] {
+        Dictionary(grouping: pairs, by: { $0.probe.nat ?? $0.probe.sourceInstance }).sorted { $0.key < $1.key }.map { nat, group in
+            let seen = Set(group.compactMap(\.observedEgressIP)).sorted().joined(separator: ", ")
+            let expected = group.first?.probe.expectedEgressIP ?? "?"
+            let kind: ComponentKind =
+                group.first?.probe.components.first { $0.kind.isNAT && $0.id == nat }?.kind ?? (natInstances[nat] != nil ? .natInstance : .natGateway)
+            return Finding(
+                kind: .egressIPChanged, severity: .warning, component: nat, componentType: kind.rawValue,
+                summary: "traffic through \(nat) leaves as \(seen.isEmpty ? "another address" : seen), not its Elastic IP \(expected)",
+                pairs: group.map(\.key).sorted(), evidence: group.prefix(10).map { "\($0.key): \($0.lastResult ?? "")" })
+        }
+    }
+
+    private func latency(_ pairs: [PairView]) -> [Finding] {
+        Dictionary(grouping: pairs, by: { $0.probe.targetInstance ?? $0.probe.targetName }).sorted { $0.key < $1.key }.map { target, group in
+            Finding(
+                kind: .latencyRegression, severity: .info, component: target, componentType: ComponentKind.instance.rawValue,
+                summary: "round trips to \(target) are well above their learned baseline on \(group.count) path\(group.count == 1 ? "" : "s")",
+                pairs: group.map(\.key).sorted(),
+                evidence: group.prefix(10).map {
+                    "\($0.key): baseline \(Int(($0.state.rttBaselineMs ?? 0) * 1000)) µs; \($0.lastResult ?? "")"
+                })
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// One finding per fingerprint (kind and component): a NACL blamed for two ports is one alert with both sets of
+    /// pairs; active when any part is.
+    static func merged(_ findings: [Finding]) -> [Finding] {
+        var merged: [String: Finding] = [:]
+        var order: [String] = []
+        for finding in findings {
+            if var existing = merged[finding.fingerprint] {
+                existing.pairs = Array(Set(existing.pairs + finding.pairs)).sorted()
+                existing.evidence += finding.evidence.filter { !existing.evidence.contains($0) }
+                existing.active = existing.active || finding.active
+                existing.failingPaths = (existing.failingPaths ?? 0) + (finding.failingPaths ?? 0)
+                existing.passingPaths = max(existing.passingPaths ?? 0, finding.passingPaths ?? 0)
+                if let more = finding.alternatives { existing.alternatives = Array(Set((existing.alternatives ?? []) + more)).sorted() }
+                merged[finding.fingerprint] = existing
+            } else {
+                merged[finding.fingerprint] = finding
+                order.append(finding.fingerprint)
+            }
+        }
+        return order.compactMap { merged[$0] }.sorted {
+            ($0.severity, $0.kind.rawValue, $0.component) > ($1.severity, $1.kind.rawValue, $1.component)
+        }
+    }
+
+    static func flow(of probe: PlannedProbe) -> Finding.Flow {
+        Finding.Flow(source: probe.sourceInstance, destination: probe.targetName, port: probe.evaluatedPort, protocol: probe.evaluatedProtocol)
+    }
+}
+
+extension Finding {
+    /// An open alert carried into the next evaluation as its own finding (it stays up, with its last evidence).
+    public init(carrying alert: Alert, pairs: [String]) {
+        self.init(
+            kind: alert.kind, severity: alert.severity, component: alert.component, componentType: alert.componentType, summary: alert.summary,
+            pairs: pairs, evidence: alert.evidence.filter { !$0.hasPrefix("flapping: ") }, flow: alert.flow)
+        failingPaths = alert.failingPaths
+        passingPaths = alert.passingPaths
+        alternatives = alert.alternatives
+    }
+}
