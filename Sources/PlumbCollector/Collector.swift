@@ -67,8 +67,12 @@ public actor Collector {
     /// At least two report intervals, so an agent that reports on time is never late.
     private var lateMs: Int64 { max(Int64(configuration.silenceSeconds * 1000) / 3, 2 * Int64(configuration.reportIntervalMs) + 1_000) }
     static let agentMaxBackoffMs: Int64 = 60_000
-    /// How long an alert's component must look healthy before the alert resolves: configured, else three probe intervals.
-    private var holdDownMs: Int64 { configuration.holdDownSeconds.map { Int64($0 * 1000) } ?? 3 * probeIntervalMs }
+    /// How long an alert's component must look healthy before the alert resolves: configured, else the intervals a
+    /// recovered pair needs to go down again (the hysteresis window) and to come back (its successes), so that a
+    /// component failing and recovering faster than that is one episode.
+    private var holdDownMs: Int64 {
+        configuration.holdDownSeconds.map { Int64($0 * 1000) } ?? Int64(hysteresis.window + hysteresis.successesToUp) * probeIntervalMs
+    }
     private var plansStale = false
     private var lastReplanCost: Duration = .zero
     private var lastReplanAt = ContinuousClock.now
@@ -497,7 +501,8 @@ public actor Collector {
             }
         }
         let engine = BlameEngine(
-            silenceMs: Int64(configuration.silenceSeconds * 1000), lateMs: lateMs, holdDownMs: holdDownMs, natInstances: natInstances)
+            silenceMs: Int64(configuration.silenceSeconds * 1000), lateMs: lateMs, holdDownMs: holdDownMs, vouchAfter: hysteresis.window,
+            natInstances: natInstances)
         return engine.findings(BlameInput(pairs: views, agents: activity, placements: drift, open: Array(book.open.values), now: now))
     }
 

@@ -18,6 +18,10 @@ if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "collector" {
     try await CollectorBench.run(Array(CommandLine.arguments.dropFirst(2)))
     exit(0)
 }
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "blame" {
+    try await BlameBench.run(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+}
 if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "footprint" {
     try await FootprintBench.run(Array(CommandLine.arguments.dropFirst(2)))
     exit(0)

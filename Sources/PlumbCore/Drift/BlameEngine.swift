@@ -49,11 +49,16 @@ public struct BlameEngine: Sendable {
     public var holdDownMs: Int64
     /// NAT instance ids by NAT id.
     public var natInstances: [String: String]
+    /// Agreeing results in a row after which a pair vouches for its path: as many as its hysteresis window, so a pair
+    /// that just came back (or keeps coming back, with a flapping component) vouches for nothing yet.
+    public var vouchAfter: Int
 
     /// An engine.
     public init(
-        silenceMs: Int64 = 30_000, lateMs: Int64? = nil, settleMs: Int64 = 10_000, holdDownMs: Int64 = 0, natInstances: [String: String] = [:]
+        silenceMs: Int64 = 30_000, lateMs: Int64? = nil, settleMs: Int64 = 10_000, holdDownMs: Int64 = 0, vouchAfter: Int = 5,
+        natInstances: [String: String] = [:]
     ) {
+        self.vouchAfter = vouchAfter
         self.silenceMs = silenceMs
         self.lateMs = lateMs ?? silenceMs / 3
         self.settleMs = settleMs
@@ -159,15 +164,15 @@ public struct BlameEngine: Sendable {
 
     // MARK: - Path blame
 
-    /// The components that vouch: every component on the path of a pair that agrees and whose whole recent window
-    /// agreed (a pair with a failure in its window may be on its way down, or flapping with its component). A target
-    /// group vouches when any of its targets does.
+    /// The components that vouch: every component on the path of a pair that agrees and has agreed `vouchAfter` times
+    /// in a row (a pair with a recent failure may be on its way down, or flapping with its component). A target group
+    /// vouches when any of its targets does.
     private func vouched(_ pairs: [PairView], isLive: (PairView) -> Bool, suspects: Set<ComponentRef>) -> [ComponentRef: Int] {
         var passing: [ComponentRef: Int] = [:]
         var groups: [ComponentRef: [ComponentRef]] = [:]
         for index in pairs.indices {
             let pair = pairs[index]
-            guard pair.state.status == .agreeing, pair.probe.expectReach, !pair.state.recent.contains(true), isLive(pair) else { continue }
+            guard pair.state.status == .agreeing, pair.probe.expectReach, pair.state.agreeingStreak >= vouchAfter, isLive(pair) else { continue }
             for component in pair.probe.components where suspects.contains(component) { passing[component, default: 0] += 1 }
             if let members = pair.probe.alternatives {
                 for group in pair.probe.components where group.kind == .targetGroup { groups[group] = members }

@@ -18,12 +18,13 @@ public enum ComponentKind: String, Sendable, Hashable, Codable, CaseIterable {
     case agent
 
     /// Runtime components (processes and devices that die: NATs, load balancers, instances, endpoints, ENIs) rather than
-    /// configuration (route tables, NACLs, security groups). A dead process is likelier than a configuration change
+    /// configuration (route tables, NACLs, security groups, and the managed attachments: internet gateway, gateway
+    /// endpoints, peerings, which stop forwarding only when someone detaches or deletes them). A dead process is likelier than a configuration change
     /// that breaks exactly the probed class of flows, so runtime components win ties of evidence.
     public var isRuntime: Bool {
         switch self {
-        case .natInstance, .natGateway, .loadBalancer, .targetGroup, .instance, .endpoint, .eni, .internetGateway, .vpcEndpoint, .peering: true
-        case .routeTable, .networkACL, .securityGroup, .subnet, .agent: false
+        case .natInstance, .natGateway, .loadBalancer, .targetGroup, .instance, .endpoint, .eni: true
+        case .routeTable, .networkACL, .securityGroup, .internetGateway, .vpcEndpoint, .peering, .subnet, .agent: false
         }
     }
 
@@ -41,12 +42,14 @@ public enum ComponentKind: String, Sendable, Hashable, Codable, CaseIterable {
         case .endpoint: 4
         case .eni: 5
         case .targetGroup: 6
-        case .internetGateway: 7
-        case .vpcEndpoint: 8
-        case .peering: 9
-        case .routeTable: 10
-        case .networkACL: 11
-        case .securityGroup: 12
+        case .routeTable: 7
+        case .networkACL: 8
+        case .securityGroup: 9
+        // Managed attachments: their "failure" is a configuration change (detached, deleted), and they are on every
+        // path of their kind, so they would win every tie they are part of.
+        case .internetGateway: 10
+        case .vpcEndpoint: 11
+        case .peering: 12
         case .subnet: 13
         case .agent: 14
         }

@@ -166,6 +166,7 @@ public struct PlanGenerator: Sendable {
             }
         }
         let chosen = Chosen()
+        chosen.agentByInstance = Dictionary(agents.map { ($0.instance, $0) }, uniquingKeysWith: { first, _ in first })
         var plans: [String: [PlannedProbe]] = [:]
         for agent in agents {
             plans[agent.agentId] = plan(for: agent, bySubnet: bySubnet, denyFlows: denyFlows, chosen: chosen)
@@ -292,6 +293,14 @@ public struct PlanGenerator: Sendable {
                     components: pathComponents(from: source, to: destination, port: agent.responderPort, proto: .udp) + [
                         ComponentRef(.eni, interface.id), ComponentRef(.instance, network.instances[owner].id),
                     ], evaluatedProtocol: "udp", evaluatedPort: agent.responderPort))
+            // The owner on its primary ENI from the same agent: when the static ENI stops answering, this tells the ENI
+            // (detached, moved) from its host.
+            if let ownerAgent = chosen.agentByInstance[owner],
+                let probe = echoProbe(from: agent, source: source, to: ownerAgent, purpose: .crossSubnet),
+                !probes.contains(where: { $0.targetInstance == probe.targetInstance && $0.purpose != .staticENI })
+            {
+                probes.append(probe)
+            }
         }
 
         // Expected-deny: flows the intents say must be blocked, from this agent's instance.
@@ -369,35 +378,27 @@ public struct PlanGenerator: Sendable {
             ], evaluatedProtocol: "udp", evaluatedPort: peer.responderPort)
     }
 
-    /// The components the intended path crosses, scoped for blame (see `ComponentRef`): a security group by direction,
-    /// port and the rule that allows the flow; a network ACL by direction, port and the subnet (or outside party) at
-    /// the other end, and for the reply by direction and protocol; a route table by the route taken; NATs, gateways,
-    /// peerings and load balancers whole.
+    /// The components the intended path crosses, scoped for blame (see `ComponentRef`): a security group by the rule
+    /// that allows the flow; a network ACL by direction, protocol, port and the rule that allows it (for the reply, by
+    /// direction, protocol and rule); a route table by the route taken; NATs, gateways, peerings and load balancers whole.
     public func pathComponents(from source: Party, to destination: Party, port: Int, proto: IPProtocol) -> [ComponentRef] {
         guard let explanation = try? network.explain(from: source, to: destination, port: port, protocol: proto) else { return [] }
-        let near = remoteClass(source)
-        let far = remoteClass(destination)
         var components: [ComponentRef] = []
         for hop in explanation.hops {
             guard let kind = ComponentKind(rawValue: hop.componentType), kind != .subnet else { continue }
+            let rule = hop.rule ?? "*"
             let component: ComponentRef
             switch (kind, hop.direction) {
             case (.networkACL, .forward):
-                let ingress = hop.check == "nacl-ingress"
-                component = ComponentRef(
-                    kind, hop.component,
-                    scope: "\(ingress ? "ingress" : "egress") \(proto)/\(port) \(ingress ? "from" : "to") \(ingress ? near : far)")
+                component = ComponentRef(kind, hop.component, scope: "\(hop.check == "nacl-ingress" ? "ingress" : "egress") \(proto)/\(port) \(rule)")
             case (.networkACL, .return):
-                let ingress = hop.check == "nacl-ingress"
-                component = ComponentRef(
-                    kind, hop.component,
-                    scope: "\(ingress ? "ingress" : "egress") \(proto) replies \(ingress ? "from" : "to") \(ingress ? far : near)")
+                component = ComponentRef(kind, hop.component, scope: "\(hop.check == "nacl-ingress" ? "ingress" : "egress") \(proto) replies \(rule)")
             case (.securityGroup, _):
-                component = ComponentRef(
-                    kind, hop.component, scope: "\(hop.check == "sg-ingress" ? "ingress" : "egress") \(proto)/\(port) \(hop.rule ?? "")")
+                // Allow-only and stateful: the only way a security group breaks a flow is by losing the rule that
+                // allowed it, and that breaks every flow the rule allows, whatever the port.
+                component = ComponentRef(kind, hop.component, scope: rule)
             case (.routeTable, .forward):
-                let route = hop.rule.map { $0.split(separator: " ").first.map(String.init) ?? $0 }
-                component = ComponentRef(kind, hop.component, scope: route.map { "route \($0)" })
+                component = ComponentRef(kind, hop.component, scope: "route \(rule.split(separator: " ").first.map(String.init) ?? rule)")
             case (.routeTable, .return):
                 continue
             default:
@@ -406,18 +407,6 @@ public struct PlanGenerator: Sendable {
             if !components.contains(component) { components.append(component) }
         }
         return components
-    }
-
-    /// The other end of a flow as NACL rules tell ends apart: its subnet inside the VPC, else what it is outside.
-    private func remoteClass(_ party: Party) -> String {
-        switch party {
-        case .interface(let index, _): network.subnets[network.interfaces[index].subnet].id
-        case .loadBalancer(let index): network.loadBalancers[index].nodes.first.map { network.subnets[network.interfaces[$0].subnet].id } ?? "?"
-        case .external(_, .endpoint(let index), _): network.topology.endpoints[index].id
-        case .external(_, .peer(let index), _): network.topology.peerings[index].id
-        case .external(_, .internet, _): "internet"
-        case .unassigned(let address): address.description
-        }
     }
 
     /// The part of a load balancer's path after its node: the components every target's leg shares, and, with more
@@ -474,6 +463,8 @@ public struct PlanGenerator: Sendable {
 final class Chosen {
     private var memo: [String: Set<String>] = [:]
     private var legs: [Int: (shared: [ComponentRef], members: [ComponentRef])] = [:]
+    /// The agent on each instance (by instance index).
+    var agentByInstance: [Int: AgentPlacement] = [:]
 
     func targetLegs(_ balancer: Int, listener: (port: Int, targetPort: Int, protocolNumber: Int), planner: PlanGenerator) -> (
         shared: [ComponentRef], members: [ComponentRef]
