@@ -10,6 +10,8 @@ struct Explain: ParsableCommand {
             SRC and DST: an instance id or name, an ENI id, an IPv4 address (inside or outside the VPC), a load balancer, \
             an endpoint id, or 'internet'. For icmp, --port is the ICMP type (8 = echo request). Exits 0 for either verdict, \
             1 when the model has errors, 2 when SRC or DST names nothing.
+
+            'internet' is an address outside every block the model names; the verdict and the hops are its own. After them             come the classes of internet addresses the model tells apart (the blocks its rules, routes, prefix lists and             endpoints name), each with its verdict (json: internetClasses). An explicit address means just that address.
             """)
 
     @OptionGroup var options: ModelOption
@@ -71,6 +73,26 @@ enum ExplanationText {
                 "blocked by \(blocker.component) (\(blocker.componentType)) on the \(blocker.direction == .forward ? "request" : "reply"): \(blocker.code)\(blocker.rule.map { ", \($0)" } ?? "")"
             )
         }
+        if let classes = explanation.internetClasses, let summary = explanation.internetSummary {
+            lines.append("")
+            lines.append("internet: \(summary)")
+            lines += internetClassLines(classes)
+        }
         return lines.joined(separator: "\n")
+    }
+
+    /// One line per internet class: what it is, the address evaluated, the verdict and why.
+    static func internetClassLines(_ classes: [InternetClassVerdict]) -> [String] {
+        let width = min(48, classes.map(\.description.count).max() ?? 0)
+        let addressWidth = classes.map(\.representative.description.count).max() ?? 0
+        return classes.map { verdict in
+            let why =
+                verdict.blockedBy.map { "\($0.component)\($0.rule.map { " \($0)" } ?? "") (\($0.code))" }
+                ?? (verdict.allowedBy.isEmpty ? "" : verdict.allowedBy.joined(separator: ", "))
+            let name = verdict.description.padding(toLength: max(width, verdict.description.count), withPad: " ", startingAt: 0)
+            let address = verdict.representative.description.padding(toLength: addressWidth, withPad: " ", startingAt: 0)
+            let line = "  \(name)  \(address)  \(verdict.verdict.rawValue.uppercased().padding(toLength: 7, withPad: " ", startingAt: 0))  \(why)"
+            return String(line.reversed().drop { $0 == " " }.reversed())
+        }
     }
 }

@@ -127,6 +127,32 @@ struct CLITests {
         #expect(pingObject["verdict"] as? String == "blocked", "acl-data admits no ICMP from the public subnet")
     }
 
+    @Test("explain --from internet: the arbitrary address's verdict, then every class of internet addresses; json adds internetClasses")
+    func explainInternetClasses() throws {
+        let arguments = ["explain", "--model", "examples/aws-nat-scenario.yaml", "--from", "internet", "--to", "webserver", "--port", "22"]
+        let text = try CLI.run(arguments)
+        #expect(text.status == 0)
+        #expect(text.stdout.hasPrefix("internet (198.51.100.1) -> webserver (203.0.113.20) tcp 22: BLOCKED"), "\(text.stdout)")
+        #expect(
+            text.stdout.contains(
+                "internet: allowed from 192.0.2.0/24 (acl-public rule 120, sg-webserver ingress[2]) only; blocked from the rest of the internet"),
+            "\(text.stdout)")
+        let json = try CLI.run(arguments + ["--format", "json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(object["verdict"] as? String == "blocked")
+        let classes = try #require(object["internetClasses"] as? [[String: Any]])
+        let home = try #require(classes.first { ($0["cidrs"] as? [String]) == ["192.0.2.0/24"] })
+        #expect(home["verdict"] as? String == "allowed")
+        #expect(home["representative"] as? String == "192.0.2.1")
+        #expect(classes.contains { $0["arbitrary"] as? Bool == true && $0["verdict"] as? String == "blocked" })
+        // An explicit address is that address only.
+        let explicit = try CLI.run([
+            "explain", "--model", "examples/aws-nat-scenario.yaml", "--from", "192.0.2.10", "--to", "webserver", "--port", "22",
+        ])
+        #expect(explicit.stdout.hasPrefix("192.0.2.10 -> webserver (203.0.113.20) tcp 22: ALLOWED"), "\(explicit.stdout)")
+        #expect(!explicit.stdout.contains("internet:"))
+    }
+
     @Test("explain: an unknown source, a bad protocol or an invalid model is a clear error")
     func explainErrors() throws {
         let unknown = try CLI.run(["explain", "--model", "examples/karma.yaml", "--from", "nobody", "--to", "db", "--port", "22"])

@@ -74,6 +74,31 @@ public struct Explanation: Sendable, Codable {
     public var hops: [Hop]
     /// Present when blocked.
     public var blockedBy: Blocker?
+    /// When one end is `internet`: the verdict for each class of internet addresses the model tells apart
+    /// (``Network/internetClasses``). ``verdict`` and ``hops`` are those of the arbitrary internet address.
+    public var internetClasses: [InternetClassVerdict]? = nil
+    /// When one end is `internet`: the classes in one sentence, e.g. `allowed from 198.51.100.0/24 (sg-bastion
+    /// ingress[0]) only; blocked from the rest of the internet`.
+    public var internetSummary: String? = nil
+}
+
+/// The verdict of a flow from or to one class of internet addresses.
+public struct InternetClassVerdict: Sendable, Codable, Hashable {
+    /// The named blocks holding the class, most specific first; empty for the rest of the internet.
+    public var cidrs: [CIDR]
+    /// How the class reads (``InternetClass/description``).
+    public var description: String
+    /// The address that was evaluated for the class.
+    public var representative: IPv4Address
+    /// True for the class that stands for "the internet": its verdict is the flow's ``Explanation/verdict``.
+    public var arbitrary: Bool
+    /// Allowed or blocked.
+    public var verdict: Verdict
+    /// Present when blocked.
+    public var blockedBy: Blocker?
+    /// Security group, NACL and route rules that passed the flow for this class but not for the arbitrary
+    /// internet address (`sg-bastion ingress[0]`, `acl-public rule 120`): why this class differs.
+    public var allowedBy: [String]
 }
 
 /// Explanation codes used by the engine. Reuses AWS Reachability Analyzer's names where one fits.

@@ -21,13 +21,16 @@ public enum Party: Sendable, Equatable {
 }
 
 extension Network {
-    /// The address that stands for "the internet" when no address is given: 198.51.100.1 (TEST-NET-2).
+    /// The address that stood for "the internet" before internet classes: 198.51.100.1 (TEST-NET-2).
+    ///
+    /// Deprecated: `internet` now resolves to ``internetParty``, the representative of the class of addresses the
+    /// model names nowhere (198.51.100.1 when the model does not name it); see ``internetClasses``.
     public static let internetAddress = IPv4Address(198, 51, 100, 1)
 
     /// Resolves a source or destination: an instance id or name, an ENI id, an IPv4 address, a load balancer,
     /// an endpoint id, or `internet`.
     public func resolve(_ text: String, role: String = "endpoint") throws(ExplainError) -> Party {
-        if text == "internet" { return .external(Network.internetAddress, .internet, label: "internet") }
+        if text == "internet" { return internetParty }
         if let instance = instanceByKey[text], let primary = instances[instance].interfaces.first {
             return .interface(primary, address: interfaces[primary].privateIp)
         }
@@ -60,8 +63,15 @@ extension Network {
         return block.prefixLength >= 31 ? block.network : IPv4Address(block.network.value &+ 1)
     }
 
-    /// Explains a flow given by names, as `plumb explain` does.
+    /// Explains a flow given by names, as `plumb explain` does. With `internet` at one end the explanation also
+    /// carries the verdict of every internet class (see ``explainInternet(from:to:port:protocol:)``).
     public func explain(from: String, to: String, port: Int, protocol proto: IPProtocol) throws(ExplainError) -> Explanation {
+        if (from == "internet") != (to == "internet") { return try explainInternet(from: from, to: to, port: port, protocol: proto) }
+        return try explainNamed(from: from, to: to, port: port, protocol: proto)
+    }
+
+    /// Explains a flow given by names, `internet` being its arbitrary address only.
+    func explainNamed(from: String, to: String, port: Int, protocol proto: IPProtocol) throws(ExplainError) -> Explanation {
         let source = try resolve(from, role: "source")
         var destination = try resolve(to, role: "destination")
         // A named destination is reached from outside at its public address; an explicit address is taken as given.

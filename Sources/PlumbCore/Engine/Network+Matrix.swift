@@ -86,7 +86,7 @@ extension Network {
 
     /// The expected matrix over every instance (and the internet as a source) and every port the model implies.
     public func expectedMatrix() -> ExpectedMatrix {
-        var sources: [(label: String, party: Party)] = [("internet", .external(Network.internetAddress, .internet, label: "internet"))]
+        var sources: [(label: String, party: Party)] = [("internet", internetParty)]
         for balancer in loadBalancers {
             if let node = balancer.nodes.first { sources.append((balancer.label, .interface(node, address: interfaces[node].privateIp))) }
         }
@@ -178,10 +178,20 @@ extension Network {
         return pairs
     }
 
-    /// The sources (less `except`) and destinations an intent's selectors name.
-    private func parties(of intent: Intent) -> (sources: [Party], destinations: [Party]) {
-        let excluded = (intent.except ?? []).flatMap { select($0) ?? [] }
-        return (intent.from.flatMap { select($0) ?? [] }.filter { !excluded.contains($0) }, intent.to.flatMap { select($0) ?? [] })
+    /// The sources (less `except`) and destinations an intent's selectors name. With `everyInternetClass`,
+    /// `internet` stands for one party per internet class; otherwise for the arbitrary internet address.
+    private func parties(of intent: Intent, everyInternetClass: Bool = false) -> (sources: [Party], destinations: [Party]) {
+        func expand(_ selector: String) -> [Party] {
+            selector == "internet" && everyInternetClass ? internetParties : select(selector) ?? []
+        }
+        var excluded = (intent.except ?? []).flatMap(expand)
+        if everyInternetClass {
+            // An internet address in `except` excepts its whole class: the model cannot tell its addresses apart.
+            for case .external(let address, .internet, _) in excluded {
+                if let index = internetClasses.firstIndex(where: { $0.contains(address) }) { excluded.append(internetParty(ofClass: index)) }
+            }
+        }
+        return (intent.from.flatMap(expand).filter { !excluded.contains($0) }, intent.to.flatMap(expand))
     }
 
     private func samePlace(_ a: Party, _ b: Party) -> Bool {
@@ -216,10 +226,14 @@ extension Network {
     /// verdict, so one flow per pair of such classes is evaluated: an intent over thousands of instances costs one
     /// evaluation per pair of classes, not per pair of instances. When there are more pairs of classes than
     /// `budget`, an evenly spread sample of about `budget` of them is checked and ``IntentCheck/sampled`` says so.
+    ///
+    /// `internet` in a `deny` intent is every internet class (``internetClasses``): an exposure to any range of the
+    /// internet breaks it, and the violation names the class. In an `allow` intent it is the arbitrary internet
+    /// address: the internet at large must get through, while ranges the model names may be restricted on purpose.
     public func check(_ intent: Intent, limit: Int = .max, budget: Int = 50_000) -> IntentCheck {
         let proto = intent.protocol ?? .tcp
         let wanted: Verdict = intent.expect == .allow ? .allowed : .blocked
-        let (allSources, allDestinations) = parties(of: intent)
+        let (allSources, allDestinations) = parties(of: intent, everyInternetClass: intent.expect == .deny)
         let sources = representatives(allSources)
         let destinations = representatives(allDestinations)
         let total = sources.count * destinations.count

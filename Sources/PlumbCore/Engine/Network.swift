@@ -250,6 +250,10 @@ public struct Network: Sendable {
     var interfaceGroups: [Set<Int>] = []
     /// Every block longer than /16 that a rule or route names; see ``hasNarrowerBlock(containing:than:)``.
     var narrowBlocks: [CIDR] = []
+    /// The partition of the internet by the blocks the model names; see ``InternetClass``.
+    public private(set) var internetClasses: [InternetClass] = []
+    /// The index in ``internetClasses`` of the class that stands for "the internet"; see ``arbitraryInternetClass``.
+    public private(set) var arbitraryInternetClassIndex = 0
 
     /// Compiles `topology`.
     public init(_ topology: Topology) {
@@ -273,6 +277,23 @@ public struct Network: Sendable {
         for table in topology.routeTables { for route in table.routes { if let block = route.destination { blocks.insert(block) } } }
         for list in topology.prefixLists { blocks.formUnion(list.cidrs) }
         narrowBlocks = blocks.filter { $0.prefixLength > 16 }.sorted { $0.prefixLength > $1.prefixLength }
+        compileInternetClasses(named: blocks)
+    }
+
+    /// Partitions the internet by `named` plus the endpoints' addresses. The VPC, its peers, the addresses
+    /// its interfaces and NATs hold, and blocks never routed on the internet are not the internet.
+    private mutating func compileInternetClasses(named: Set<CIDR>) {
+        var named = named
+        for endpoint in topology.endpoints { named.formUnion(endpoint.addresses ?? []) }
+        func range(_ block: CIDR) -> ClosedRange<UInt32> { block.network.value...block.lastAddress.value }
+        var excluded = (topology.vpc.cidrBlocks + topology.peerings.flatMap(\.peerCidrs) + InternetClass.nonInternetBlocks).map(range)
+        for interface in interfaces { if let address = interface.publicIp { excluded.append(address.value...address.value) } }
+        for nat in nats { if let address = nat.egressAddress { excluded.append(address.value...address.value) } }
+        internetClasses = InternetClass.partition(named: named, excluded: excluded)
+        // "The internet" is an address the model names nowhere; if every internet address is named, the largest class.
+        arbitraryInternetClassIndex =
+            internetClasses.firstIndex { $0.isRest }
+            ?? internetClasses.indices.max { internetClasses[$0].addressCount < internetClasses[$1].addressCount } ?? 0
     }
 
     private mutating func compileSecurityGroups() {
