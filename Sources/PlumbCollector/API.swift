@@ -434,6 +434,6 @@ struct ReceiverView: Encodable {
         signed = receiver.secret != nil
         kinds = receiver.kinds?.map(\.rawValue)
         minimumSeverity = receiver.minimumSeverity?.rawValue
-        repeatIntervalSeconds = receiver.repeatIntervalSeconds
+        repeatIntervalSeconds = receiver.effectiveRepeatIntervalSeconds
     }
 }

@@ -55,7 +55,7 @@ public actor Collector {
     private var pairs: [String: PairState] = [:]
     private var memory: [String: PairMemory] = [:]
     private var book = AlertBook()
-    private var lastNotified: [String: Int64] = [:]  // receiver|fingerprint
+    private var repeats = RepeatSchedule()
     private var rateBuckets: [String: (tokens: Double, at: Int64)] = [:]
     private var dirtyPairs = false
     private var hysteresis = Hysteresis()
@@ -96,9 +96,10 @@ public actor Collector {
         }
         pairs = try await store.pairStates()
         book = AlertBook(open: try await store.alerts(AlertFilter(status: .firing, limit: 100_000)), holdDownMs: holdDownMs)
-        for delivery in try await store.deliveries(alertId: nil, limit: 10_000) where delivery.deliveredAtMs != nil {
-            let key = "\(delivery.receiver)|\(delivery.alertId.split(separator: "-").first ?? "")"
-            lastNotified[key] = max(lastNotified[key] ?? 0, delivery.deliveredAtMs ?? 0)
+        // Repeats count from the last notification queued before the restart.
+        let openIds = Set(book.open.values.map(\.id))
+        for delivery in try await store.deliveries(alertId: nil, limit: 10_000) where openIds.contains(delivery.alertId) {
+            repeats.notified(receiver: delivery.receiver, alertId: delivery.alertId, at: delivery.createdAtMs)
         }
         var document: (text: String, format: String)?
         if let stored = try await store.latestTopology() { document = (stored.document, stored.format) }
@@ -379,7 +380,7 @@ public actor Collector {
         let summary = Self.summary(result)
         if reason != nil || memory[key] == nil || state.status != .disagreeing {
             memory[key] = PairMemory(
-                reason: reason ?? (state.status == .disagreeing ? memory[key]?.reason : nil), lastResult: summary,
+                reason: Disagreement.current(reason, previous: memory[key]?.reason, status: state.status), lastResult: summary,
                 observedInstance: result.identity?.instanceId, observedEgressIP: result.egressIP)
         }
     }
@@ -429,20 +430,7 @@ public actor Collector {
                 logger.notice("alert resolved", metadata: ["kind": "\(alert.kind.rawValue)", "component": "\(alert.component)", "id": "\(alert.id)"])
             }
         }
-        for alert in book.open.values.sorted(by: { $0.id < $1.id }) {
-            for receiver in configuration.receivers where receiver.accepts(alert) {
-                guard let repeatSeconds = receiver.repeatIntervalSeconds, repeatSeconds > 0 else { continue }
-                let key = "\(receiver.name)|\(alert.fingerprint)"
-                let last = lastNotified[key] ?? alert.startsAtMs
-                if now - last >= Int64(repeatSeconds) * 1000 {
-                    lastNotified[key] = now
-                    deliveries.append(
-                        OutboxEntry(
-                            receiver: receiver.name, alertId: alert.id, event: "repeat", idempotencyKey: "\(alert.id):repeat:\(now):\(receiver.name)",
-                            createdAtMs: now, nextAttemptAtMs: now))
-                }
-            }
-        }
+        deliveries += try await dueRepeats(now: now)
         try await store.enqueue(deliveries)
         if dirtyPairs {
             try await store.savePairStates(pairs)
@@ -455,11 +443,41 @@ public actor Collector {
 
     private func queue(_ alert: Alert, event: String, now: Int64) -> [OutboxEntry] {
         configuration.receivers.filter { $0.accepts(alert) }.map { receiver in
-            lastNotified["\(receiver.name)|\(alert.fingerprint)"] = now
+            repeats.notified(receiver: receiver.name, alertId: alert.id, at: now)
             return OutboxEntry(
                 receiver: receiver.name, alertId: alert.id, event: event, idempotencyKey: "\(alert.id):\(event):\(receiver.name)", createdAtMs: now,
                 nextAttemptAtMs: now)
         }
+    }
+
+    /// The repeats due at `now` (`RepeatSchedule`), one outbox entry each with its own idempotency key. The body is
+    /// built when the request is made, from the alert as it is then, so a repeat still waiting for its receiver
+    /// says nothing a newer one does not: it is given up as superseded (a receiver that is down collects one
+    /// pending repeat per alert, not one per interval, and the newest is tried at once when it is back).
+    private func dueRepeats(now: Int64) async throws -> [OutboxEntry] {
+        var subscriptions: [RepeatSchedule.Subscription] = []
+        for alert in book.open.values.sorted(by: { $0.id < $1.id }) {
+            for receiver in configuration.receivers where receiver.accepts(alert) {
+                guard let seconds = receiver.effectiveRepeatIntervalSeconds else { continue }
+                subscriptions.append(
+                    RepeatSchedule.Subscription(
+                        receiver: receiver.name, alertId: alert.id, startsAtMs: alert.startsAtMs, intervalMs: Int64(seconds) * 1000))
+            }
+        }
+        var entries: [OutboxEntry] = []
+        for due in repeats.due(subscriptions, now: now) {
+            let (receiver, alertId) = (due.key.receiver, due.key.alertId)
+            for pending in try await store.deliveries(alertId: alertId, limit: 50)
+            where pending.receiver == receiver && pending.event == "repeat" && pending.deliveredAtMs == nil && pending.gaveUpAtMs == nil {
+                try await store.recordAttempt(
+                    id: pending.id, at: now, status: 0, error: "superseded by a later repeat", delivered: false, nextAttemptAt: nil, gaveUp: true)
+            }
+            entries.append(
+                OutboxEntry(
+                    receiver: receiver, alertId: alertId, event: "repeat", idempotencyKey: "\(alertId):repeat:\(now):\(receiver)", createdAtMs: now,
+                    nextAttemptAtMs: now))
+        }
+        return entries
     }
 
     /// The findings now, without changing anything.

@@ -25,8 +25,12 @@ public struct Receiver: Sendable, Hashable, Codable {
     public var kinds: [Finding.Kind]?
     /// Only these severities and above (all when absent).
     public var minimumSeverity: Finding.Severity?
-    /// Seconds between repeats of a still-firing alert (0: never).
+    /// Seconds between repeats of a still-firing alert (0: never). Absent: 60 for `alertmanager` receivers, never
+    /// for the others (see `effectiveRepeatIntervalSeconds`).
     public var repeatIntervalSeconds: Int?
+    /// `alertmanager` only: a firing alert's `endsAt` is this many repeat intervals after the request (default 4), so
+    /// Alertmanager keeps it while the repeats arrive, and lets it go when the collector has been away that long.
+    public var endsAtIntervals: Int?
     /// Give up on a delivery after this many seconds (default one day).
     public var maxAgeSeconds: Int?
     /// The longest wait between two attempts (default 300 s): the backoff doubles from 1 s up to it.
@@ -36,8 +40,9 @@ public struct Receiver: Sendable, Hashable, Codable {
     public init(
         name: String, url: String, format: Format = .plumb, secret: String? = nil, kinds: [Finding.Kind]? = nil,
         minimumSeverity: Finding.Severity? = nil,
-        repeatIntervalSeconds: Int? = nil, maxAgeSeconds: Int? = nil, maxBackoffSeconds: Int? = nil
+        repeatIntervalSeconds: Int? = nil, maxAgeSeconds: Int? = nil, maxBackoffSeconds: Int? = nil, endsAtIntervals: Int? = nil
     ) {
+        self.endsAtIntervals = endsAtIntervals
         self.maxBackoffSeconds = maxBackoffSeconds
         self.name = name
         self.url = url
@@ -47,6 +52,28 @@ public struct Receiver: Sendable, Hashable, Codable {
         self.minimumSeverity = minimumSeverity
         self.repeatIntervalSeconds = repeatIntervalSeconds
         self.maxAgeSeconds = maxAgeSeconds
+    }
+
+    /// The repeat interval of an `alertmanager` receiver that does not set `repeatIntervalSeconds`: well below
+    /// Alertmanager's default `resolve_timeout` (5 minutes), like Prometheus's resend delay (1 minute).
+    public static let alertmanagerRepeatIntervalSeconds = 60
+    /// The `endsAtIntervals` of an `alertmanager` receiver that does not set it (Prometheus: four resend delays).
+    public static let defaultEndsAtIntervals = 4
+
+    /// Seconds between repeats in effect: `repeatIntervalSeconds`, else 60 for `alertmanager` receivers; nil when
+    /// the receiver does not repeat.
+    public var effectiveRepeatIntervalSeconds: Int? {
+        let seconds = repeatIntervalSeconds ?? (format == .alertmanager ? Self.alertmanagerRepeatIntervalSeconds : nil)
+        guard let seconds, seconds > 0 else { return nil }
+        return seconds
+    }
+
+    /// The `endsAt` of a firing alert in a request built at `sentAtMs`: for `alertmanager` receivers that repeat,
+    /// `endsAtIntervals` repeat intervals ahead; nil otherwise (Alertmanager then applies its `resolve_timeout`).
+    public func firingEndsAt(sentAtMs: Int64) -> Int64? {
+        guard format == .alertmanager, let seconds = effectiveRepeatIntervalSeconds else { return nil }
+        return RepeatSchedule.firingEndsAt(
+            sentAtMs: sentAtMs, intervalMs: Int64(seconds) * 1000, intervals: endsAtIntervals ?? Self.defaultEndsAtIntervals)
     }
 
     /// Whether an alert goes to this receiver.
@@ -215,6 +242,20 @@ public struct CollectorConfiguration: Sendable {
             if !names.insert(receiver.name).inserted { problems.append("\(source): receiver name '\(receiver.name)' is used twice") }
             if !receiver.url.hasPrefix("http://") && !receiver.url.hasPrefix("https://") {
                 problems.append("\(source): receiver '\(receiver.name)': url must start with http:// or https://")
+            }
+            if let seconds = receiver.repeatIntervalSeconds, seconds < 0 {
+                problems.append("\(source): receiver '\(receiver.name)': repeatIntervalSeconds is \(seconds); use 0 (never) or more")
+            }
+            if let intervals = receiver.endsAtIntervals {
+                if receiver.format != .alertmanager {
+                    problems.append(
+                        "\(source): receiver '\(receiver.name)': endsAtIntervals applies to format alertmanager only (this one is \(receiver.format.rawValue)); remove it"
+                    )
+                } else if intervals < 2 {
+                    problems.append(
+                        "\(source): receiver '\(receiver.name)': endsAtIntervals is \(intervals); use 2 or more, or Alertmanager lets the alert go before the next repeat arrives"
+                    )
+                }
             }
         }
         if evaluationIntervalSeconds < 0.1 { problems.append("\(source): evaluation.intervalSeconds must be at least 0.1") }

@@ -8,8 +8,11 @@ import ServiceLifecycle
 
 /// Webhook payloads, per receiver format.
 public enum WebhookPayload {
-    /// The body for `alert` and `event` in `format`.
-    public static func body(_ alert: Alert, event: String, format: Receiver.Format, explanation: Explanation?, sentAtMs: Int64) -> [UInt8] {
+    /// The body for `alert` and `event` in `format`. `firingEndsAtMs` is the `endsAt` of a firing alert in the
+    /// `alertmanager` format (`Receiver.firingEndsAt(sentAtMs:)`); without it a firing alert has none.
+    public static func body(
+        _ alert: Alert, event: String, format: Receiver.Format, explanation: Explanation?, sentAtMs: Int64, firingEndsAtMs: Int64? = nil
+    ) -> [UInt8] {
         let encoder = JSONEncoder.sorted
         switch format {
         case .plumb:
@@ -46,7 +49,7 @@ public enum WebhookPayload {
                         "alertname": alert.kind.rawValue, "severity": alert.severity.rawValue, "component": alert.component,
                         "component_type": alert.componentType, "fingerprint": alert.fingerprint, "source": "plumb",
                     ], annotations: annotations, startsAt: rfc3339(alert.startsAtMs),
-                    endsAt: alert.status == .resolved ? rfc3339(alert.endsAtMs ?? sentAtMs) : nil, generatorURL: nil)
+                    endsAt: alert.status == .resolved ? rfc3339(alert.endsAtMs ?? sentAtMs) : firingEndsAtMs.map(rfc3339), generatorURL: nil)
             ]
             return Array((try? encoder.encode(payload)) ?? Data())
         }
@@ -169,7 +172,11 @@ public struct Notifier: Service {
             }
             guard let alert = try await store.alert(id: entry.alertId) else { continue }
             let explanation = await collector.explanation(for: alert)
-            let body = WebhookPayload.body(alert, event: entry.event, format: receiver.format, explanation: explanation, sentAtMs: now)
+            // Built now, from the alert as it is now: a repeat (or a retry) carries the current state, and a firing
+            // alert's endsAt counts from this request.
+            let body = WebhookPayload.body(
+                alert, event: entry.event, format: receiver.format, explanation: explanation, sentAtMs: now,
+                firingEndsAtMs: receiver.firingEndsAt(sentAtMs: now))
             var headers: [(String, String)] = [
                 ("Content-Type", "application/json"), ("Idempotency-Key", entry.idempotencyKey), ("Plumb-Event", entry.event),
                 ("Plumb-Alert-Id", alert.id), ("User-Agent", "plumb-collector/1"),

@@ -567,15 +567,8 @@ struct Simulation {
                 let lossRate = probe.kind == "udp-echo" ? simulation.loss * simulation.loss * simulation.loss : simulation.loss
                 if result == nil, probe.expectReach, Double(random.below(1_000_000)) / 1_000_000 < lossRate { result = (.blocked, nil) }
                 _ = states[index].observe(disagrees: result != nil, rttMs: nil, at: now, hysteresis: simulation.hysteresis)
-                if let result {
-                    // A lost answer says nothing about who answered or the egress address: it keeps the reason the
-                    // pair disagrees for.
-                    let keep = result.0 == .blocked && states[index].status == .disagreeing && reasons[index] != nil
-                    if !keep { reasons[index] = result.0 }
-                    observedInstances[index] = result.observedInstance
-                } else if states[index].status != .disagreeing {
-                    reasons[index] = nil
-                }
+                reasons[index] = Disagreement.current(result?.0, previous: reasons[index], status: states[index].status)
+                if let seen = result?.observedInstance { observedInstances[index] = seen }
             }
             for agent in simulation.agents where !silent.contains(agent.agentId) { lastSeen[agent.agentId] = now }
             let views = simulation.probes.indices.map { index in

@@ -103,6 +103,7 @@ struct DriftTests {
         var state = PairState()
         state.status = status
         state.recent = status == .disagreeing ? [true, true, true] : [false, false]
+        state.agreeingStreak = status == .agreeing ? 10 : 0
         return PairView(key: "\(probe.sourceAgent)/\(probe.id)", probe: probe, state: state, reason: reason)
     }
 

@@ -8,6 +8,16 @@ public enum Disagreement: String, Sendable, Hashable, Codable {
     case identity
     /// The egress echo saw another public address than the NAT's Elastic IP.
     case egressIP = "egress-ip"
+
+    /// Why a pair disagrees after a result (`new`, nil when the result agreed) and its state after it. A lost answer
+    /// says nothing about who answered or the egress address, so while the pair disagrees it keeps an identity or
+    /// egress reason it already has; an agreeing pair has none.
+    public static func current(_ new: Disagreement?, previous: Disagreement?, status: PairState.Status) -> Disagreement? {
+        guard status == .disagreeing else { return new }
+        guard let new else { return previous }
+        if new == .blocked, let previous, previous != .blocked { return previous }
+        return new
+    }
 }
 
 /// One pair as correlation sees it.
