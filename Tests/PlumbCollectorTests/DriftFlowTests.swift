@@ -63,6 +63,39 @@ struct DriftFlowTests {
         #expect(try await harness.store.alertEvents(id: alert.id).map(\.event) == ["firing", "resolved"])
     }
 
+    @Test("the hold-down: a repaired NAT's alert stays open until the NAT has been healthy that long; a relapse within it is the same episode")
+    func holdDown() async throws {
+        let harness = try await Harness.make(holdDownSeconds: 20)
+        defer { harness.cleanup() }
+        _ = try await harness.registerAll(karmaInstances)
+        var sequence: Int64 = 0
+        var time: Int64 = 10_000
+        func rounds(_ count: Int, failing: Bool) async throws -> [AlertChange] {
+            var changes: [AlertChange] = []
+            for _ in 0..<count {
+                sequence += 1
+                time += 1_000
+                try await round(harness, at: time, sequence: sequence, disagree: failing ? goesThroughNAT : { _, _ in false })
+                changes += try await harness.collector.evaluate(now: time)
+            }
+            return changes
+        }
+        func fired(_ changes: [AlertChange]) -> [Alert] { changes.compactMap { if case .fired(let alert) = $0 { alert } else { nil } } }
+        func resolved(_ changes: [AlertChange]) -> [Alert] { changes.compactMap { if case .resolved(let alert) = $0 { alert } else { nil } } }
+        _ = try await rounds(3, failing: false)
+        let first = fired(try await rounds(3, failing: true))
+        #expect(first.map(\.kind) == [.natFailure])
+        // Repaired, then failing again within the hold-down: no resolution, no new alert.
+        let relapse = try await rounds(3, failing: false) + rounds(3, failing: true)
+        #expect(fired(relapse).isEmpty && resolved(relapse).isEmpty)
+        // Repaired for good: still open inside the hold-down, resolved once after it.
+        let early = try await rounds(10, failing: false)
+        #expect(resolved(early).isEmpty)
+        let late = try await rounds(15, failing: false)
+        #expect(resolved(late).map(\.id) == first.map(\.id))
+        #expect((resolved(late).first?.transitions ?? 0) >= 1)
+    }
+
     @Test("the model's probing.failuresToDown/window/successesToUp set the hysteresis: 1 of 1 fires on the first failing round")
     func hysteresisFromModel() async throws {
         let model = NSTemporaryDirectory() + "plumb-hysteresis-\(UUID().uuidString).yaml"

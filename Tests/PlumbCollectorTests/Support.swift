@@ -21,7 +21,11 @@ struct Harness {
     let collector: Collector
     let configuration: CollectorConfiguration
 
-    static func make(receivers: [Receiver] = [], directory: String? = nil, model: String? = karmaPath) async throws -> Harness {
+    /// A collector on a fresh SQLite file. `holdDownSeconds` is 0 by default: these tests step time by hand and expect
+    /// a resolution as soon as the pairs agree again; the hold-down has its own tests (PlumbCoreTests, the lab).
+    static func make(receivers: [Receiver] = [], directory: String? = nil, model: String? = karmaPath, holdDownSeconds: Double? = 0) async throws
+        -> Harness
+    {
         let directory = directory ?? NSTemporaryDirectory() + "plumb-collector-test-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var configuration = CollectorConfiguration()
@@ -31,6 +35,7 @@ struct Harness {
         configuration.enrollmentToken = "enroll-secret"
         configuration.receivers = receivers
         configuration.silenceSeconds = 60
+        configuration.holdDownSeconds = holdDownSeconds
         let store = try await SQLiteStore.open(path: configuration.sqlitePath, logger: quiet)
         let collector = Collector(store: store, configuration: configuration, logger: quiet)
         try await collector.start(now: 1_000)
