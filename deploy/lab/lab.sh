@@ -26,6 +26,8 @@ INET=${NS}inet
 INET_LINK_RTR=203.0.113.254
 INET_LINK_INET=203.0.113.1
 RECEIVER_PORT=9099
+AM_PORT=19093          # the lab's Alertmanager, in the collector's namespace
+AM_RESOLVE_TIMEOUT=20s
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() { printf 'lab: %s\n' "$*" >&2; exit 1; }
@@ -280,7 +282,9 @@ evaluation: {intervalSeconds: 1, silenceSeconds: 10}
 agents: {reportIntervalMs: 1000, planRefreshMs: 5000}
 receivers:
   - {name: lab, url: "http://127.0.0.1:$RECEIVER_PORT/hooks/plumb", format: plumb, secret: "$(cat "$STATE/webhook-secret")", maxBackoffSeconds: 5}
+  - {name: alertmanager, url: "http://127.0.0.1:$AM_PORT/api/v2/alerts", format: alertmanager, repeatIntervalSeconds: 5, maxBackoffSeconds: 5}
 EOF
+    start_alertmanager
     start_collector
     start_receiver
 
@@ -304,6 +308,21 @@ EOF
     log "lab is up: $(ip netns list | grep -c "^$NS") namespaces, $expected agents, collector at $(collector_url)"
 }
 
+# A real Alertmanager (Debian's prometheus-alertmanager) in the collector's namespace, with a short resolve_timeout,
+# for the scenario that checks a long fault stays active there. Optional: without it that scenario fails, the others run.
+start_alertmanager() {
+    command -v prometheus-alertmanager >/dev/null || return 0
+    mkdir -p "$STATE/alertmanager"
+    cat >"$STATE/alertmanager.yml" <<EOF
+global: {resolve_timeout: $AM_RESOLVE_TIMEOUT}
+route: {receiver: blackhole, group_wait: 1s, group_interval: 5s, repeat_interval: 1h}
+receivers: [{name: blackhole}]
+EOF
+    start alertmanager "${NS}collector" prometheus-alertmanager --config.file="$STATE/alertmanager.yml" --storage.path="$STATE/alertmanager" \
+        --web.listen-address="127.0.0.1:$AM_PORT" --cluster.listen-address=
+    wait_for 20 "alertmanager up" alertmanager_ready || die "alertmanager did not start; see $STATE/logs/alertmanager.log"
+}
+alertmanager_ready() { ip netns exec "${NS}collector" curl -sf --max-time 2 "http://127.0.0.1:$AM_PORT/-/ready" >/dev/null 2>&1; }
 start_collector() {
     start collector "${NS}collector" "$BIN/plumb-collector" serve --config "$STATE/collector.yaml"
     wait_for 30 "collector ready" collector_ready || die "the collector did not start; see $STATE/logs/collector.log"
