@@ -37,6 +37,8 @@ struct PairMemory: Sendable {
     var lastResult: String
     var observedInstance: String?
     var observedEgressIP: String?
+    /// The last failing result was answered by the target's host (refused, TLS failure, HTTP error).
+    var answered = false
 }
 
 /// The collector's state and logic between the API and the store: registration, plans, ingest into pair states,
@@ -381,7 +383,8 @@ public actor Collector {
         if reason != nil || memory[key] == nil || state.status != .disagreeing {
             memory[key] = PairMemory(
                 reason: Disagreement.current(reason, previous: memory[key]?.reason, status: state.status), lastResult: summary,
-                observedInstance: result.identity?.instanceId, observedEgressIP: result.egressIP)
+                observedInstance: result.identity?.instanceId, observedEgressIP: result.egressIP,
+                answered: reason == .blocked && (result.outcome == .refused || result.outcome == .tlsFailure || result.outcome == .ok))
         }
     }
 
@@ -490,7 +493,8 @@ public actor Collector {
             views.append(
                 PairView(
                     key: key, probe: probe, state: state, reason: remembered?.reason, lastResult: remembered?.lastResult,
-                    observedInstance: remembered?.observedInstance, observedEgressIP: remembered?.observedEgressIP))
+                    observedInstance: remembered?.observedInstance, observedEgressIP: remembered?.observedEgressIP,
+                    answered: remembered?.answered ?? false))
         }
         var activity: [AgentActivity] = []
         var drift: [InterfacePlacementDrift] = []

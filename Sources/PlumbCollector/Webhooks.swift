@@ -40,6 +40,8 @@ public enum WebhookPayload {
             return Array((try? encoder.encode(slack)) ?? Data())
         case .alertmanager:
             var annotations = ["summary": alert.summary, "description": alert.evidence.joined(separator: "\n")]
+            if let alternatives = alert.alternatives, !alternatives.isEmpty { annotations["alternatives"] = alternatives.joined(separator: "\n") }
+            if alert.flapping == true { annotations["flapping"] = "\(alert.transitions ?? 0) transitions in this episode" }
             if let explanation {
                 annotations["explanation"] = explanation.hops.map { "\($0.component) \($0.outcome.rawValue): \($0.detail)" }.joined(separator: "\n")
             }
@@ -89,6 +91,11 @@ public enum WebhookPayload {
             var endsAt: String?
             var acknowledgedBy: String?
             var explanation: Explanation?
+            var alternatives: [String]?
+            var failingPaths: Int?
+            var passingPaths: Int?
+            var flapping: Bool?
+            var transitions: Int?
         }
 
         init(alert: Alert, event: String, explanation: Explanation?, sentAtMs: Int64) {
@@ -98,7 +105,8 @@ public enum WebhookPayload {
                 status: alert.status.rawValue,
                 component: alert.component, componentType: alert.componentType, summary: alert.summary, evidence: alert.evidence, pairs: alert.pairs,
                 startsAt: rfc3339(alert.startsAtMs), endsAt: alert.endsAtMs.map(rfc3339), acknowledgedBy: alert.acknowledgedBy,
-                explanation: explanation)
+                explanation: explanation, alternatives: alert.alternatives, failingPaths: alert.failingPaths, passingPaths: alert.passingPaths,
+                flapping: alert.flapping, transitions: alert.transitions)
             sentAt = rfc3339(sentAtMs)
         }
     }

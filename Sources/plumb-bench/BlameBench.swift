@@ -305,7 +305,8 @@ struct Simulation {
                 if let host = natInstances[nat.id] { fault.silent = [host] }
             case .natFlapping:
                 fault.dead = [ref]
-                fault.flap = (down: 2 + random.below(2), up: 2 + random.below(2), cycles: 5)
+                // Down at least the hysteresis' k intervals (a shorter flap is filtered by design), up 2–4.
+                fault.flap = (down: 3 + random.below(2), up: 2 + random.below(3), cycles: 5)
             default:
                 fault.dead = [ref]
             }
@@ -418,7 +419,11 @@ struct Simulation {
     // MARK: - Observation
 
     /// What a planned probe observes in the faulted model: nil when it agrees with the intended model.
-    func observe(_ probe: PlannedProbe, in fault: BlameBench.Fault) -> (Disagreement, observedInstance: String?)? {
+    /// What a probe observes: why it disagrees, who answered, and whether the target's host answered (refused).
+    typealias Observation = (reason: Disagreement, observedInstance: String?, answered: Bool)
+
+    /// What a planned probe observes in the faulted model: nil when it agrees with the intended model.
+    func observe(_ probe: PlannedProbe, in fault: BlameBench.Fault) -> Observation? {
         let faulted = fault.faulted
         guard let source = faulted.instances.firstIndex(where: { $0.id == probe.sourceInstance }),
             let primary = faulted.instances[source].interfaces.first
@@ -427,7 +432,7 @@ struct Simulation {
         let destination: Party
         switch probe.purpose {
         case .endpoint, .natEgress, .loadBalancer:
-            guard let party = try? faulted.resolve(probe.targetName) else { return probe.expectReach ? (.blocked, nil) : nil }
+            guard let party = try? faulted.resolve(probe.targetName) else { return probe.expectReach ? (.blocked, nil, false) : nil }
             destination = party
         default:
             guard let address = IPv4Address(probe.target) else { return nil }
@@ -438,33 +443,38 @@ struct Simulation {
         var reached = (try? faulted.verdict(from: from, to: destination, port: port, protocol: proto, details: false))?.0 == .allowed
         if case .unassigned = destination { reached = false }
         let path = PlanGenerator(network: faulted).pathComponents(from: from, to: destination, port: port, proto: proto)
+        var refused = false
         if reached {
-            // Dead processes: anything on the path, the probe's target, or (for a balancer) every target's service.
-            let crossed = Set((path + probe.components).map(\.base))
-            if !crossed.isDisjoint(with: fault.dead) { reached = false }
+            // Dead devices on the path drop (a timeout); a dead service at the end, on a live host, refuses.
+            let onPath = Set((path + probe.components).filter { !$0.kind.isTargetService }.map(\.base))
+            if !onPath.isDisjoint(with: fault.dead) { reached = false }
             if let target = probe.targetInstance, fault.dead.contains(ComponentRef(.instance, target)) { reached = false }
-            if probe.purpose == .lbTarget, let target = probe.targetInstance,
-                fault.dead.contains(ComponentRef(.instance, target, scope: "tcp/\(port)"))
-            {
-                reached = false
-            }
-            let services = probe.alternatives ?? probe.components.filter { $0.kind == .instance && $0.scope != nil }
-            if probe.purpose == .loadBalancer, !services.isEmpty, services.allSatisfy({ fault.dead.contains($0) || fault.dead.contains($0.base) }) {
-                reached = false
+            if reached {
+                let services = probe.alternatives ?? probe.components.filter { $0.kind == .instance && $0.scope != nil }
+                let deadService =
+                    probe.components.contains { $0.kind.isTargetService && $0.kind != .instance && fault.dead.contains($0.base) }
+                    || (probe.purpose == .lbTarget
+                        && probe.targetInstance.map { fault.dead.contains(ComponentRef(.instance, $0, scope: "tcp/\(port)")) } == true)
+                    || (probe.purpose == .loadBalancer && !services.isEmpty
+                        && services.allSatisfy { fault.dead.contains($0) || fault.dead.contains($0.base) })
+                if deadService {
+                    reached = false
+                    refused = true
+                }
             }
         }
-        guard probe.expectReach else { return reached ? (.reached, nil) : nil }
-        guard reached else { return (.blocked, nil) }
+        guard probe.expectReach else { return reached ? (.reached, nil, false) : nil }
+        guard reached else { return (.blocked, nil, refused) }
         if let expected = probe.expectedInstance, case .interface(let index, _) = destination,
             case .instance(let owner) = faulted.interfaces[index].owner,
             faulted.instances[owner].id != expected
         {
-            return (.identity, faulted.instances[owner].id)
+            return (.identity, faulted.instances[owner].id, false)
         }
         if probe.purpose == .natEgress, let expected = probe.expectedEgressIP {
             let nat = path.first { $0.kind.isNAT }.flatMap { ref in faulted.nats.first { $0.id == ref.id } }
             let seen = nat?.egressAddress ?? faulted.interfaces[primary].publicIp
-            if seen?.description != expected { return (.egressIP, nil) }
+            if seen?.description != expected { return (.egressIP, nil, false) }
         }
         return nil
     }
@@ -523,7 +533,7 @@ struct Simulation {
     func quiet(intervals: Int, random: inout SplitMix64) -> Int {
         var run = Run(simulation: self)
         var alerts = 0
-        let nothing = probes.map { _ in (Disagreement, observedInstance: String?)?.none }
+        let nothing = probes.map { _ in Observation?.none }
         for interval in 0..<intervals {
             for case .fired in run.step(interval: interval, fault: nil, observed: nothing, random: &random) { alerts += 1 }
         }
@@ -536,6 +546,7 @@ struct Simulation {
         var states: [PairState]
         var reasons: [Disagreement?]
         var observedInstances: [String?]
+        var answered: [Bool]
         var lastSeen: [String: Int64] = [:]
         var book: AlertBook
         let engine: BlameEngine
@@ -545,6 +556,7 @@ struct Simulation {
             states = simulation.probes.map { _ in PairState() }
             reasons = simulation.probes.map { _ in nil }
             observedInstances = simulation.probes.map { _ in nil }
+            answered = simulation.probes.map { _ in false }
             let interval = Simulation.intervalMs
             // The collector's defaults: the hold-down is the hysteresis window plus the successes to come back.
             let holdDown = Int64(simulation.hysteresis.window + simulation.hysteresis.successesToUp) * interval
@@ -556,7 +568,7 @@ struct Simulation {
         }
 
         mutating func step(
-            interval: Int, fault: BlameBench.Fault?, observed: [(Disagreement, observedInstance: String?)?], random: inout SplitMix64
+            interval: Int, fault: BlameBench.Fault?, observed: [Observation?], random: inout SplitMix64
         ) -> [AlertChange] {
             let now = Int64(interval) * Simulation.intervalMs
             let silent = fault?.silent ?? []
@@ -565,17 +577,18 @@ struct Simulation {
                 // Loss: a tcp or http result fails with the loss rate (a lost SYN outlasts the probe's timeout); a
                 // udp-echo burst fails only when all three datagrams are lost.
                 let lossRate = probe.kind == "udp-echo" ? simulation.loss * simulation.loss * simulation.loss : simulation.loss
-                if result == nil, probe.expectReach, Double(random.below(1_000_000)) / 1_000_000 < lossRate { result = (.blocked, nil) }
+                if result == nil, probe.expectReach, Double(random.below(1_000_000)) / 1_000_000 < lossRate { result = (.blocked, nil, false) }
                 _ = states[index].observe(disagrees: result != nil, rttMs: nil, at: now, hysteresis: simulation.hysteresis)
                 reasons[index] = Disagreement.current(result?.0, previous: reasons[index], status: states[index].status)
                 if let seen = result?.observedInstance { observedInstances[index] = seen }
+                if let result { answered[index] = result.reason == .blocked && result.answered }
             }
             for agent in simulation.agents where !silent.contains(agent.agentId) { lastSeen[agent.agentId] = now }
             let views = simulation.probes.indices.map { index in
                 PairView(
                     key: "\(simulation.probes[index].sourceAgent)/\(simulation.probes[index].id)", probe: simulation.probes[index],
                     state: states[index],
-                    reason: reasons[index], observedInstance: observedInstances[index])
+                    reason: reasons[index], observedInstance: observedInstances[index], answered: answered[index])
             }
             var agents = simulation.agents
             for index in agents.indices { agents[index].lastSeenMs = lastSeen[agents[index].agentId] ?? 0 }

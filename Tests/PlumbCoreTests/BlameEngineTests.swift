@@ -59,20 +59,29 @@ struct BlameEngineTests {
 
     @Test("a dead load balancer is blamed on the load balancer, not on the NACL its passing udp-echo neighbours cross; the tie is said")
     func deadLoadBalancer() {
-        let pairs = [
-            Self.pair(Self.lbProbe("web-1"), failing: true), Self.pair(Self.lbProbe("web-2"), failing: true),
-            Self.pair(Self.echo("web-1", to: "app-1"), failing: false), Self.pair(Self.echo("web-2", to: "app-2"), failing: false),
-        ]
-        let findings = BlameEngine().findings(BlameInput(pairs: pairs, now: 100_000))
+        // haproxy killed on its live node: the connections are refused, so the path answered and only the balancer
+        // and its targets are left; no probe tells those two apart.
+        let refused = [Self.pair(Self.lbProbe("web-1"), failing: true), Self.pair(Self.lbProbe("web-2"), failing: true)].map { pair -> PairView in
+            var pair = pair
+            pair.answered = true
+            return pair
+        }
+        let echoes = [Self.pair(Self.echo("web-1", to: "app-1"), failing: false), Self.pair(Self.echo("web-2", to: "app-2"), failing: false)]
+        let findings = BlameEngine().findings(BlameInput(pairs: refused + echoes, now: 100_000))
         #expect(findings.count == 1)
         let finding = findings.first
         #expect(finding?.kind == .unexpectedBlock)
         #expect(finding?.component == "lb-internal" && finding?.componentType == "load-balancer")
         #expect(finding?.failingPaths == 2 && finding?.passingPaths == 0)
-        // The evidence cannot separate the balancer from its targets or the tcp/8080 rules: the alert says so.
-        #expect(finding?.alternatives?.contains("its targets app-1, app-2") == true)
-        #expect(finding?.alternatives?.contains("network-acl acl-app") == true)
-        #expect(finding?.summary.contains("lb-internal or its targets app-1, app-2") == true)
+        #expect(finding?.alternatives == ["its targets app-1, app-2"])
+        #expect(finding?.summary.contains("lb-internal or its targets app-1, app-2: no probe tells them apart") == true)
+        // The same flows time out instead: a rule on the tcp/8080 path explains them as well, and a dead balancer
+        // would have refused; the rules come first, the balancer is named among the alternatives.
+        let timedOut = BlameEngine().findings(
+            BlameInput(
+                pairs: [Self.pair(Self.lbProbe("web-1"), failing: true), Self.pair(Self.lbProbe("web-2"), failing: true)] + echoes, now: 100_000))
+        #expect(timedOut.first?.componentType == "network-acl")
+        #expect(timedOut.first?.alternatives?.contains("load-balancer lb-internal") == true)
     }
 
     @Test("a target probed directly separates the candidates: a dead target is blamed on its instance, a dead balancer alone")
@@ -115,6 +124,29 @@ struct BlameEngineTests {
         let findings = BlameEngine().findings(BlameInput(pairs: pairs, now: 100_000))
         #expect(findings.map(\.component) == ["acl-app"])
         #expect(findings.first?.alternatives == nil)
+    }
+
+    @Test("where the packet died: a refused flow blames the service at its end, a timed-out one the path before a service")
+    func refusedOrTimedOut() {
+        let acl = ComponentRef(.networkACL, "acl-public", scope: "egress tcp/80 rule 100")
+        let echo = ComponentRef(.endpoint, "egress-echo")
+        let probes = ["app-1", "app-2"].map {
+            Self.probe("egress", agent: $0, subnet: "app", target: "egress-echo", [acl, echo], purpose: .natEgress)
+        }
+        // The echo service is down on a live host: the flows are refused, so the NACL on their path is not what failed.
+        let refused = probes.map { probe -> PairView in
+            var pair = Self.pair(probe, failing: true)
+            pair.answered = true
+            return pair
+        }
+        let down = BlameEngine().findings(BlameInput(pairs: refused, now: 100_000))
+        #expect(down.map(\.component) == ["egress-echo"])
+        #expect(down.first?.alternatives == nil)
+        // The same flows time out: the service and the NACL explain them equally, and a dead service would have
+        // refused, so the NACL comes first and the service is named as the alternative.
+        let timedOut = BlameEngine().findings(BlameInput(pairs: probes.map { Self.pair($0, failing: true) }, now: 100_000))
+        #expect(timedOut.map(\.component) == ["acl-public"])
+        #expect(timedOut.first?.alternatives == ["endpoint egress-echo"])
     }
 
     @Test("a pair that just came back does not vouch: it takes a window of agreements")

@@ -283,6 +283,7 @@ extension DriftTests {
         // a's pair is down; b's pair to s3 is still agreeing by status but its last result failed.
         var trending = view(s3[1], .agreeing)
         trending.state.recent = [false, false, true]
+        trending.state.agreeingStreak = 0
         let views = [view(s3[0], .disagreeing, .blocked), trending, view(s3[2], .agreeing), view(s3[3], .agreeing)]
         let findings = correlator.findings(pairs: views, agents: [], placements: [], now: 20_000)
         #expect(findings.map(\.component) == ["s3"])

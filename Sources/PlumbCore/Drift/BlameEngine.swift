@@ -172,6 +172,13 @@ public struct BlameEngine: Sendable {
         var groups: [ComponentRef: [ComponentRef]] = [:]
         for index in pairs.indices {
             let pair = pairs[index]
+            // A failure the target answered (refused, an HTTP error) crossed its path both ways: the path vouches.
+            if pair.answered, pair.state.status == .disagreeing, pair.reason == .blocked, isLive(pair) {
+                for component in pair.probe.components where !component.kind.isTargetService && suspects.contains(component) {
+                    passing[component, default: 0] += 1
+                }
+                continue
+            }
             guard pair.state.status == .agreeing, pair.probe.expectReach, pair.state.agreeingStreak >= vouchAfter, isLive(pair) else { continue }
             for component in pair.probe.components where suspects.contains(component) { passing[component, default: 0] += 1 }
             if let members = pair.probe.alternatives {
@@ -225,40 +232,65 @@ public struct BlameEngine: Sendable {
                 }
             }
             guard !joined.isEmpty else { continue }
-            var finding = Finding(carrying: alert, pairs: Array(held.union(joined.map(\.key))).sorted())
+            // The episode's finding is told afresh from the pairs failing now (more subnets, more flows as they
+            // cross their thresholds), and keeps every pair it held; what the evidence could not rule out when it
+            // fired stays said.
+            var finding = finding(
+                blaming: base, pairs: joined, tied: [], passing: passing.filter { $0.key.base == base }.values.reduce(0, +), clean: true,
+                alternatives: nil)
+            finding.pairs = Array(held.union(joined.map(\.key))).sorted()
+            finding.alternatives = alert.alternatives
+            if let alternatives = alert.alternatives, !alternatives.isEmpty {
+                finding.summary += "; \(alert.component) or \(alternatives.prefix(3).joined(separator: ", ")): no probe tells them apart"
+                finding.evidence.insert(
+                    "also consistent with the evidence: \(alternatives.joined(separator: ", "))", at: min(finding.evidence.count, 2))
+            }
             finding.active = failingNow
-            finding.failingPaths = joined.count
-            finding.passingPaths = passing[base] ?? 0
             findings.append(finding)
         }
 
         // The rest: a greedy hitting set. A pair is explained by any component with a part on its path that nothing
         // vouches for; components are counted whole (a NACL denying a port to every subnet is one component, whatever
         // the scopes of its parts).
-        let failing = blocked.filter { !claimed.contains($0.key) }
-        let suspectsOf = failing.map { pair in Set(pair.probe.components.filter { passing[$0, default: 0] == 0 }.map(\.base)) }
+        // Pairs on their way down count as evidence (their components are on failing paths too), so that a fault whose
+        // pairs cross their thresholds at different times is blamed on what explains them all, not on the part that
+        // crossed first; but they never raise a finding of their own.
+        let down = blocked.filter { !claimed.contains($0.key) }
+        let failing = down + trending.filter { !claimed.contains($0.key) }
+        let isDown = failing.indices.map { $0 < down.count }
+        let suspectsOf = failing.map { pair in
+            Set(pair.probe.components.filter { passing[$0, default: 0] == 0 && (!pair.answered || $0.kind.isTargetService) }.map(\.base))
+        }
         let anyOf = failing.map { Set($0.probe.components.map(\.base)) }
         var remaining = Array(failing.indices)
-        while !remaining.isEmpty {
+        while remaining.contains(where: { isDown[$0] }) {
             var through: [ComponentRef: [Int]] = [:]
             for index in remaining { for component in suspectsOf[index] { through[component, default: []].append(index) } }
             let clean = !through.isEmpty
             if !clean {
                 // Nothing explains these alone (a vouching pair may be stale, or two faults overlap). Blame the
                 // component on the most failing paths, once they have failed for a while, and say so.
-                remaining.removeAll { now - failing[$0].state.changedAtMs < settleMs }
+                remaining.removeAll { !isDown[$0] || now - failing[$0].state.changedAtMs < settleMs }
                 if remaining.isEmpty { break }
                 for index in remaining { for component in anyOf[index] { through[component, default: []].append(index) } }
             }
+            // Ties by kind, with one piece of evidence first: a target service (endpoint, balancer, targets) whose
+            // flows all timed out is less likely than the path, since a dead service on a live host refuses.
+            func rank(_ candidate: (key: ComponentRef, value: [Int])) -> (Int, ComponentRef) {
+                let timedOut =
+                    candidate.key.kind.isTargetService && candidate.key.kind != .instance && candidate.value.allSatisfy { !failing[$0].answered }
+                return (candidate.key.kind.tieRank + (timedOut ? 100 : 0), candidate.key)
+            }
             guard
                 let best = through.max(by: { lhs, rhs in
-                    lhs.value.count != rhs.value.count ? lhs.value.count < rhs.value.count : rhs.key < lhs.key
+                    lhs.value.count != rhs.value.count ? lhs.value.count < rhs.value.count : rank(rhs) < rank(lhs)
                 })
             else { break }
             let covered = Set(best.value)
             // Tied: other components on exactly the same failing paths; no probe tells them apart.
-            let tied = through.filter { $0.key != best.key && Set($0.value) == covered }.keys.sorted()
+            let tied = through.filter { $0.key != best.key && Set($0.value) == covered }.map { $0 }.sorted { rank($0) < rank($1) }.map(\.key)
             remaining.removeAll { covered.contains($0) }
+            guard best.value.contains(where: { isDown[$0] }) else { continue }
             let vouching = passing.filter { $0.key.base == best.key }.values.reduce(0, +)
             findings.append(
                 finding(
@@ -289,7 +321,8 @@ public struct BlameEngine: Sendable {
             summary = "\(flows) the model allows \(fail); they share \(component.description)"
         }
         if !tied.isEmpty {
-            summary += "; \(component.id) or \(tied.map(describe).joined(separator: ", ")): no probe tells them apart"
+            let named = tied.prefix(3).map(describe) + (tied.count > 3 ? ["\(tied.count - 3) more"] : [])
+            summary += "; \(component.id) or \(named.joined(separator: ", ")): no probe tells them apart"
         }
         if !clean { summary += " (no component is on only the failing paths; this one is on the most)" }
         var evidence = component.kind.isNAT ? ["affected subnets: \(subnets.joined(separator: ", "))"] : []

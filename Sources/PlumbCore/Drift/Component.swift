@@ -28,6 +28,11 @@ public enum ComponentKind: String, Sendable, Hashable, Codable, CaseIterable {
         }
     }
 
+    /// A service at the end of a flow (an endpoint, a load balancer, its targets, an instance's port) rather than a
+    /// device or rule on the path. A dead service on a live host refuses; so a flow that timed out points at the path
+    /// first, and one that was refused points at the service alone.
+    public var isTargetService: Bool { self == .endpoint || self == .loadBalancer || self == .targetGroup || self == .instance }
+
     /// Whether a failure of this kind is a NAT failure (`nat_failure`) rather than an `unexpected_block`.
     public var isNAT: Bool { self == .natInstance || self == .natGateway }
 

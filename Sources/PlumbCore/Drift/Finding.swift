@@ -36,12 +36,16 @@ public struct PairView: Sendable, Hashable {
     public var observedInstance: String?
     /// The egress address seen, when the egress check failed.
     public var observedEgressIP: String?
+    /// True when the last failing result was answered by the target's host (refused, a TLS failure, an HTTP error):
+    /// the packets crossed the path and came back, so the path is not what failed; the target service is.
+    public var answered: Bool
 
     /// Creates a view.
     public init(
         key: String, probe: PlannedProbe, state: PairState, reason: Disagreement? = nil, lastResult: String? = nil, observedInstance: String? = nil,
-        observedEgressIP: String? = nil
+        observedEgressIP: String? = nil, answered: Bool = false
     ) {
+        self.answered = answered
         self.key = key
         self.probe = probe
         self.state = state
