@@ -524,6 +524,7 @@ public actor Collector {
         }
         let engine = BlameEngine(
             silenceMs: Int64(configuration.silenceSeconds * 1000), lateMs: lateMs, holdDownMs: holdDownMs, vouchAfter: hysteresis.window,
+            confirmSingle: min(hysteresis.failuresToDown + 1, hysteresis.window),
             natInstances: natInstances)
         return engine.findings(BlameInput(pairs: views, agents: activity, placements: drift, open: Array(book.open.values), now: now))
     }

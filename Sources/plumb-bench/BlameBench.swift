@@ -134,7 +134,7 @@ enum BlameBench {
         var quietHours = 0.0
         for index in simulations.indices {
             let intervals = Int(options.hours * Double(intervalsPerHour))
-            quietAlerts += simulations[index].quiet(intervals: intervals, random: &random)
+            quietAlerts += simulations[index].quiet(intervals: intervals, verbose: options.verbose, random: &random)
             quietHours += Double(intervals) / Double(intervalsPerHour)
         }
         report(tallies: tallies, unobservable: unobservable, quietAlerts: quietAlerts, quietHours: quietHours)
@@ -530,12 +530,19 @@ struct Simulation {
     }
 
     /// Fault-free intervals with loss: the alerts that fired (all of them false).
-    func quiet(intervals: Int, random: inout SplitMix64) -> Int {
+    func quiet(intervals: Int, verbose: Bool = false, random: inout SplitMix64) -> Int {
         var run = Run(simulation: self)
         var alerts = 0
         let nothing = probes.map { _ in Observation?.none }
         for interval in 0..<intervals {
-            for case .fired in run.step(interval: interval, fault: nil, observed: nothing, random: &random) { alerts += 1 }
+            for case .fired(let alert) in run.step(interval: interval, fault: nil, observed: nothing, random: &random) {
+                alerts += 1
+                if verbose {
+                    print(
+                        "  FALSE \(name) at interval \(interval): \(alert.kind.rawValue) on \(alert.componentType) \(alert.component): \(alert.summary)"
+                    )
+                }
+            }
         }
         return alerts
     }
@@ -564,6 +571,7 @@ struct Simulation {
             engine = BlameEngine(
                 silenceMs: 5 * interval, lateMs: 2 * interval + 500, settleMs: 5 * interval, holdDownMs: holdDown,
                 vouchAfter: simulation.hysteresis.window,
+                confirmSingle: min(simulation.hysteresis.failuresToDown + 1, simulation.hysteresis.window),
                 natInstances: simulation.natInstances)
         }
 

@@ -39,7 +39,15 @@ enum CollectorBench {
         var options = Options(["plumb-bench"])
         options.instances = agents
         options.subnets = min(200, max(4, agents / 50))
-        let topology = generate(options)
+        var topology = generate(options)
+        // Agents answer on their responder port from anywhere in the VPC (the karma model's sg-plumb-agent), so the
+        // planned peer and cross-subnet probes are flows the model allows.
+        for index in topology.securityGroups.indices {
+            topology.securityGroups[index].ingress =
+                (topology.securityGroups[index].ingress ?? []) + [
+                    SecurityGroupRule(protocol: .udp, ports: PortRange(7471), cidr: CIDR("10.0.0.0/16")!)
+                ]
+        }
         let network = Network(topology)
         print("collector benchmark: \(agents) agents on a \(network.instances.count)-instance model, \(network.subnets.count) subnets")
 
@@ -63,14 +71,18 @@ enum CollectorBench {
         // Every path through one route table fails, plus 0.1 % of the others at random (single dead hosts): the
         // evaluation has a component to blame and noise to see through.
         var use: [ComponentRef: Int] = [:]
-        for probe in probes { for component in probe.components where component.kind == .routeTable { use[component, default: 0] += 1 } }
+        // Only flows the model allows can fail as blocked (a flow it blocks already "fails").
+        for probe in probes where probe.expectReach {
+            for component in probe.components where component.kind == .routeTable { use[component, default: 0] += 1 }
+        }
         let culprit = use.min { ($0.value, $0.key) < ($1.value, $1.key) }?.key ?? ComponentRef(.routeTable, "")
         while views.count < pairTarget && !probes.isEmpty {
             for probe in probes where views.count < pairTarget {
                 var state = PairState()
-                let failing = probe.components.contains(culprit) || random.below(1_000) == 0
+                let failing = probe.expectReach && (probe.components.contains(culprit) || random.below(1_000) == 0)
                 state.status = failing ? .disagreeing : .agreeing
-                state.recent = failing ? [true, true, true] : [false, false]
+                state.recent = failing ? [true, true, true] : [false, false, false, false, false]
+                state.agreeingStreak = failing ? 0 : 10
                 views.append(
                     PairView(key: "\(probe.sourceAgent)/\(probe.id)#\(views.count)", probe: probe, state: state, reason: failing ? .blocked : nil))
             }
@@ -87,6 +99,8 @@ enum CollectorBench {
         let quiet = views.map { view -> PairView in
             var view = view
             view.state.status = .agreeing
+            view.state.recent = [false, false, false, false, false]
+            view.state.agreeingStreak = 10
             view.reason = nil
             return view
         }

@@ -17,7 +17,7 @@ struct BlameEngineTests {
             evaluatedProtocol: "tcp", evaluatedPort: port)
     }
 
-    /// A pair whose last `failures` results failed (after a long agreeing history), as the state machine leaves it.
+    /// A pair that agreed for a while and then failed four times (k + 1), as the state machine leaves it.
     static func pair(_ probe: PlannedProbe, failing: Bool, at now: Int64 = 100_000) -> PairView {
         var state = PairState()
         let hysteresis = Hysteresis()
@@ -27,7 +27,8 @@ struct BlameEngineTests {
             time += interval
         }
         if failing {
-            for _ in 0..<3 {
+            // One result past the threshold: a single failing path needs k + 1 failures in a row (loss rarely does that).
+            for _ in 0..<4 {
                 _ = state.observe(disagrees: true, rttMs: nil, at: time, hysteresis: hysteresis)
                 time += interval
             }
@@ -147,6 +148,23 @@ struct BlameEngineTests {
         let timedOut = BlameEngine().findings(BlameInput(pairs: probes.map { Self.pair($0, failing: true) }, now: 100_000))
         #expect(timedOut.map(\.component) == ["acl-public"])
         #expect(timedOut.first?.alternatives == ["endpoint egress-echo"])
+    }
+
+    @Test("one failing path alone waits for k + 1 failures in a row: random loss rarely does that, a dead component always does")
+    func singlePathConfirmation() {
+        let service = ComponentRef(.instance, "app-1", scope: "tcp/8080")
+        let probe = Self.probe("lb-target:app-1:8080", agent: "web-1", subnet: "web", target: "app-1", [service], purpose: .lbTarget, port: 8080)
+        var state = PairState()
+        for step in 0..<10 { _ = state.observe(disagrees: false, rttMs: nil, at: Int64(step), hysteresis: Hysteresis()) }
+        // Three losses in five take it down, with a success in between: not enough for a finding on its own.
+        for (step, disagrees) in [true, false, true, true].enumerated() {
+            _ = state.observe(disagrees: disagrees, rttMs: nil, at: Int64(20 + step), hysteresis: Hysteresis())
+        }
+        #expect(state.status == .disagreeing)
+        let noisy = PairView(key: "web-1/\(probe.id)", probe: probe, state: state, reason: .blocked)
+        #expect(BlameEngine().findings(BlameInput(pairs: [noisy], now: 100_000)).isEmpty)
+        // Four failures in a row: the service is down.
+        #expect(BlameEngine().findings(BlameInput(pairs: [Self.pair(probe, failing: true)], now: 100_000)).map(\.component) == ["app-1"])
     }
 
     @Test("a pair that just came back does not vouch: it takes a window of agreements")

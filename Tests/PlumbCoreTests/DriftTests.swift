@@ -102,7 +102,7 @@ struct DriftTests {
     func view(_ probe: PlannedProbe, _ status: PairState.Status, _ reason: Disagreement? = nil) -> PairView {
         var state = PairState()
         state.status = status
-        state.recent = status == .disagreeing ? [true, true, true] : [false, false]
+        state.recent = status == .disagreeing ? [true, true, true, true] : [false, false]
         state.agreeingStreak = status == .agreeing ? 10 : 0
         return PairView(key: "\(probe.sourceAgent)/\(probe.id)", probe: probe, state: state, reason: reason)
     }

@@ -52,13 +52,17 @@ public struct BlameEngine: Sendable {
     /// Agreeing results in a row after which a pair vouches for its path: as many as its hysteresis window, so a pair
     /// that just came back (or keeps coming back, with a flapping component) vouches for nothing yet.
     public var vouchAfter: Int
+    /// Failing results in a row that a finding resting on one failing path needs (one more than the hysteresis' k):
+    /// a single path down is what random loss looks like too, and loss rarely takes k + 1 results in a row.
+    public var confirmSingle: Int
 
     /// An engine.
     public init(
         silenceMs: Int64 = 30_000, lateMs: Int64? = nil, settleMs: Int64 = 10_000, holdDownMs: Int64 = 0, vouchAfter: Int = 5,
-        natInstances: [String: String] = [:]
+        confirmSingle: Int = 4, natInstances: [String: String] = [:]
     ) {
         self.vouchAfter = vouchAfter
+        self.confirmSingle = confirmSingle
         self.silenceMs = silenceMs
         self.lateMs = lateMs ?? silenceMs / 3
         self.settleMs = settleMs
@@ -76,8 +80,8 @@ public struct BlameEngine: Sendable {
         // Failures towards a late agent's instance wait: it may be going silent (its host or subnet cut off). So do
         // failures towards one that just came back, until the pairs towards it have had the results to agree again.
         let heldInstances = Set(input.agents.filter { now - $0.lastSeenMs > lateMs || now < $0.heldUntilMs ?? 0 }.map(\.instance))
-        func isLive(_ pair: PairView) -> Bool { !silentAgents.contains(pair.probe.sourceAgent) }
-        let disagreeing = input.pairs.filter { $0.state.status == .disagreeing && isLive($0) }
+        func isLive(_ agent: String) -> Bool { silentAgents.isEmpty || !silentAgents.contains(agent) }
+        let disagreeing = input.pairs.filter { $0.state.status == .disagreeing && isLive($0.probe.sourceAgent) }
 
         var findings = silence(input, silent: silentAgents, disagreeing: disagreeing)
         let blocked = disagreeing.filter {
@@ -86,15 +90,15 @@ public struct BlameEngine: Sendable {
         // On their way down: not over their threshold yet, but two recent failures and the latest one failed. They only
         // join an episode whose component they cross (they would cross the threshold with it in a moment).
         let trending = input.pairs.filter {
-            $0.state.status != .disagreeing && $0.probe.expectReach && isLive($0) && !lateAgents.contains($0.probe.sourceAgent)
-                && $0.state.recent.last == true && $0.state.recent.filter { $0 }.count >= 2
+            $0.state.recent.last == true && $0.state.status != .disagreeing && $0.state.recent.filter { $0 }.count >= 2 && $0.probe.expectReach
+                && isLive($0.probe.sourceAgent) && !lateAgents.contains($0.probe.sourceAgent)
                 && !heldInstances.contains($0.probe.targetInstance ?? "")
         }
         findings += paths(blocked: blocked, trending: trending, all: input.pairs, isLive: isLive, open: input.open, now: now)
         findings += exposure(disagreeing.filter { $0.reason == .reached })
         findings += identity(disagreeing.filter { $0.reason == .identity }, placements: input.placements)
         findings += egress(disagreeing.filter { $0.reason == .egressIP })
-        findings += latency(input.pairs.filter { $0.state.latencyRegressed && $0.state.status != .disagreeing && isLive($0) })
+        findings += latency(input.pairs.filter { $0.state.latencyRegressed && $0.state.status != .disagreeing && isLive($0.probe.sourceAgent) })
         findings = foldNATAgents(findings, input: input)
         return Self.merged(findings)
     }
@@ -167,22 +171,26 @@ public struct BlameEngine: Sendable {
     /// The components that vouch: every component on the path of a pair that agrees and has agreed `vouchAfter` times
     /// in a row (a pair with a recent failure may be on its way down, or flapping with its component). A target group
     /// vouches when any of its targets does.
-    private func vouched(_ pairs: [PairView], isLive: (PairView) -> Bool, suspects: Set<ComponentRef>) -> [ComponentRef: Int] {
+    private func vouched(_ pairs: [PairView], isLive: (String) -> Bool, suspects: Set<ComponentRef>) -> [ComponentRef: Int] {
         var passing: [ComponentRef: Int] = [:]
         var groups: [ComponentRef: [ComponentRef]] = [:]
+        // In place: the pairs are many and large, and copying one costs more than the counting.
         for index in pairs.indices {
-            let pair = pairs[index]
             // A failure the target answered (refused, an HTTP error) crossed its path both ways: the path vouches.
-            if pair.answered, pair.state.status == .disagreeing, pair.reason == .blocked, isLive(pair) {
-                for component in pair.probe.components where !component.kind.isTargetService && suspects.contains(component) {
+            if pairs[index].answered, pairs[index].state.status == .disagreeing, pairs[index].reason == .blocked,
+                isLive(pairs[index].probe.sourceAgent)
+            {
+                for component in pairs[index].probe.components where !component.kind.isTargetService && suspects.contains(component) {
                     passing[component, default: 0] += 1
                 }
                 continue
             }
-            guard pair.state.status == .agreeing, pair.probe.expectReach, pair.state.agreeingStreak >= vouchAfter, isLive(pair) else { continue }
-            for component in pair.probe.components where suspects.contains(component) { passing[component, default: 0] += 1 }
-            if let members = pair.probe.alternatives {
-                for group in pair.probe.components where group.kind == .targetGroup { groups[group] = members }
+            guard pairs[index].state.status == .agreeing, pairs[index].state.agreeingStreak >= vouchAfter, pairs[index].probe.expectReach,
+                isLive(pairs[index].probe.sourceAgent)
+            else { continue }
+            for component in pairs[index].probe.components where suspects.contains(component) { passing[component, default: 0] += 1 }
+            if let members = pairs[index].probe.alternatives {
+                for group in pairs[index].probe.components where group.kind == .targetGroup { groups[group] = members }
             }
         }
         // Members of the suspected groups (the failing pairs carry them) vouch for their group.
@@ -199,7 +207,7 @@ public struct BlameEngine: Sendable {
     }
 
     private func paths(
-        blocked: [PairView], trending: [PairView], all: [PairView], isLive: (PairView) -> Bool, open: [Alert], now: Int64
+        blocked: [PairView], trending: [PairView], all: [PairView], isLive: (String) -> Bool, open: [Alert], now: Int64
     ) -> [Finding] {
         guard !blocked.isEmpty || !trending.isEmpty else { return [] }
         var suspects = Set(blocked.flatMap(\.probe.components) + trending.flatMap(\.probe.components))
@@ -291,6 +299,10 @@ public struct BlameEngine: Sendable {
             let tied = through.filter { $0.key != best.key && Set($0.value) == covered }.map { $0 }.sorted { rank($0) < rank($1) }.map(\.key)
             remaining.removeAll { covered.contains($0) }
             guard best.value.contains(where: { isDown[$0] }) else { continue }
+            if best.value.count == 1 {
+                let recent = failing[best.value[0]].state.recent
+                guard recent.count >= confirmSingle, recent.suffix(confirmSingle).allSatisfy({ $0 }) else { continue }
+            }
             let vouching = passing.filter { $0.key.base == best.key }.values.reduce(0, +)
             findings.append(
                 finding(

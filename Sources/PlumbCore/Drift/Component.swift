@@ -81,6 +81,13 @@ public struct ComponentRef: Sendable, Hashable, Codable, Comparable, CustomStrin
         self.scope = scope
     }
 
+    /// Hashes the kind and id only: the scopes of one component are few, and the blame engine hashes these for every
+    /// component of every passing pair at each evaluation (equality still compares the scope).
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(kind)
+        hasher.combine(id)
+    }
+
     /// The component without its scope: what an alert names.
     public var base: ComponentRef { ComponentRef(kind, id) }
 
