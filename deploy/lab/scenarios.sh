@@ -21,6 +21,9 @@ hook_at() { # hook_at MARK EVENT KIND [COMPONENT]
 }
 hook_arrived() { hook_at "$@" >/dev/null; }
 firing() { api "/v1/alerts?status=firing" | jq -c '[.alerts[] | {kind, component}]'; }
+first_firing() { # first_firing KIND FILTER: FILTER applied to the first firing alert of KIND
+    api "/v1/alerts?status=firing" | jq -rc --arg k "$1" "[.alerts[] | select(.kind == \$k)] | first | $2"
+}
 some_firing() { [[ $(api "/v1/alerts?status=firing" | jq '.alerts | length') -ge 1 ]]; }
 no_firing() { [[ $(api "/v1/alerts?status=firing" | jq '.alerts | length') == 0 ]]; }
 
@@ -213,7 +216,7 @@ move_eni() { # move_eni ENI TO_INSTANCE
 }
 eni_inspect() {
     local summary
-    summary=$(api "/v1/alerts?status=firing" | jq -r '[.alerts[] | select(.kind == "eni_moved")] | first | .summary')
+    summary=$(first_firing eni_moved .summary)
     log "  $summary"
     check "the alert names the old and the new instance" grep -q 'i-redis-a.*i-redis-b' <<<"$summary"
 }
@@ -226,7 +229,7 @@ scenario_eni() {
 open_ssh_on_db() { ip netns exec "${NS}db" iptables "$1" SG-IN -s 10.0.1.0/24 -p tcp --dport 22 -m comment --comment lab-exposure -j ACCEPT; }
 exposure_inspect() {
     local summary
-    summary=$(api "/v1/alerts?status=firing" | jq -r '[.alerts[] | select(.kind == "unexpected_reachability")] | first | .summary')
+    summary=$(first_firing unexpected_reachability .summary)
     log "  $summary"
     check "the alert names the flow and the intent" grep -q 'web-[12] → i-db:22.*intent' <<<"$summary"
 }
@@ -237,7 +240,7 @@ scenario_exposure() {
 
 # --- 5 -----------------------------------------------------------------------------------------------------------
 deny_https_from_app() { ip netns exec "$RTR" iptables "$1" NACL-APP-OUT -p tcp --dport 443 -m comment --comment "lab: rule 90 deny" -j DROP; }
-nacl_inspect() { log "  $(api "/v1/alerts?status=firing" | jq -r '[.alerts[] | select(.kind == "unexpected_block")] | first | .summary')"; }
+nacl_inspect() { log "  $(first_firing unexpected_block .summary)"; }
 scenario_nacl() {
     fault_cycle nacl unexpected_block acl-app $((K * INTERVAL_S + 5 + 10)) "acl-app: egress tcp 443 denied (a rule 90 before the allow)" \
         "deny_https_from_app -I" "deny_https_from_app -D" nacl_inspect
@@ -333,7 +336,7 @@ lb_start() {
 }
 lb_inspect() {
     local alert
-    alert=$(api "/v1/alerts?status=firing" | jq -c '[.alerts[] | select(.kind == "unexpected_block")] | first | {summary, alternatives}')
+    alert=$(first_firing unexpected_block '{summary, alternatives}')
     log "  $alert"
     # No agent may reach the targets on 8080 directly (sg-app admits the balancer only), so the balancer and its
     # targets cannot be told apart: the alert must say so rather than guess.
