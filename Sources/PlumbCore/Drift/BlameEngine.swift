@@ -189,9 +189,6 @@ public struct BlameEngine: Sendable {
                 isLive(pairs[index].probe.sourceAgent)
             else { continue }
             for component in pairs[index].probe.components where suspects.contains(component) { passing[component, default: 0] += 1 }
-            if let members = pairs[index].probe.alternatives {
-                for group in pairs[index].probe.components where group.kind == .targetGroup { groups[group] = members }
-            }
         }
         // Members of the suspected groups (the failing pairs carry them) vouch for their group.
         for index in pairs.indices where pairs[index].probe.alternatives != nil {

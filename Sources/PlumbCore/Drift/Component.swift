@@ -17,17 +17,6 @@ public enum ComponentKind: String, Sendable, Hashable, Codable, CaseIterable {
     case subnet
     case agent
 
-    /// Runtime components (processes and devices that die: NATs, load balancers, instances, endpoints, ENIs) rather than
-    /// configuration (route tables, NACLs, security groups, and the managed attachments: internet gateway, gateway
-    /// endpoints, peerings, which stop forwarding only when someone detaches or deletes them). A dead process is likelier than a configuration change
-    /// that breaks exactly the probed class of flows, so runtime components win ties of evidence.
-    public var isRuntime: Bool {
-        switch self {
-        case .natInstance, .natGateway, .loadBalancer, .targetGroup, .instance, .endpoint, .eni: true
-        case .routeTable, .networkACL, .securityGroup, .internetGateway, .vpcEndpoint, .peering, .subnet, .agent: false
-        }
-    }
-
     /// A service at the end of a flow (an endpoint, a load balancer, its targets, an instance's port) rather than a
     /// device or rule on the path. A dead service on a live host refuses; so a flow that timed out points at the path
     /// first, and one that was refused points at the service alone.
@@ -36,8 +25,11 @@ public enum ComponentKind: String, Sendable, Hashable, Codable, CaseIterable {
     /// Whether a failure of this kind is a NAT failure (`nat_failure`) rather than an `unexpected_block`.
     public var isNAT: Bool { self == .natInstance || self == .natGateway }
 
-    /// The order in which tied candidates are preferred (lower first): the stated tie-break, runtime before
-    /// configuration. It never overrides evidence: it only orders components that explain exactly the same failures.
+    /// The order in which tied candidates are preferred (lower first): the stated tie-break, runtime components
+    /// (processes and devices that die: NATs, load balancers, instances, endpoints, ENIs) before configuration
+    /// (route tables, NACLs, security groups), since a dead process is likelier than a configuration change that
+    /// breaks exactly the probed class of flows. It never overrides evidence: it only orders components that explain
+    /// exactly the same failures.
     public var tieRank: Int {
         switch self {
         case .natInstance: 0
