@@ -36,11 +36,13 @@ public final class IMDSClient: Sendable {
         var expiresAt: UInt64
     }
     private let token = Mutex<Token?>(nil)
+    private let clock: @Sendable () -> UInt64
 
-    /// A client for `endpoint`.
-    public init(endpoint: String, tokenTTLSeconds: Int = 21_600) {
+    /// A client for `endpoint`; `clock` (monotonic nanoseconds) decides when a token nears its expiry.
+    public init(endpoint: String, tokenTTLSeconds: Int = 21_600, clock: @escaping @Sendable () -> UInt64 = monotonicNanoseconds) {
         self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
         self.tokenTTLSeconds = max(1, min(tokenTTLSeconds, 21_600))
+        self.clock = clock
     }
 
     /// The item at `path` below `/latest/meta-data/`; nil when IMDS answers 404.
@@ -73,7 +75,7 @@ public final class IMDSClient: Sendable {
     }
 
     private func sessionToken() async throws(IMDSError) -> String {
-        let now = monotonicNanoseconds()
+        let now = clock()
         let refreshMargin = UInt64(min(60, tokenTTLSeconds / 2)) * 1_000_000_000
         if let cached = token.withLock({ $0 }), cached.expiresAt > now + refreshMargin { return cached.value }
         let response = await Curl.perform(

@@ -3,6 +3,7 @@ import PlumbAgent
 import PlumbFakes
 import PlumbProbes
 import PlumbWire
+import Synchronization
 import Testing
 
 @Suite("discovery: IMDSv2 and local interfaces")
@@ -73,11 +74,14 @@ struct DiscoveryTests {
     func tokenRefreshBeforeExpiry() async throws {
         let imds = try FakeIMDS(instance: Self.instance)
         defer { imds.stop() }
-        let client = IMDSClient(endpoint: imds.endpoint, tokenTTLSeconds: 2)
+        // A clock the test moves, so a loaded machine cannot push the second request into the refresh margin.
+        let now = Mutex<UInt64>(1_000_000_000)
+        let client = IMDSClient(endpoint: imds.endpoint, tokenTTLSeconds: 2, clock: { now.withLock { $0 } })
         _ = try await client.get("instance-id")
+        now.withLock { $0 += 900_000_000 }  // 0.9 s: outside the refresh margin (half the TTL)
         _ = try await client.get("instance-id")
         #expect(imds.tokenRequests == 1)
-        try await Task.sleep(for: .milliseconds(1_200))  // inside the refresh margin (half the TTL)
+        now.withLock { $0 += 300_000_000 }  // 1.2 s: inside it, and the token has not expired yet
         _ = try await client.get("instance-id")
         #expect(imds.tokenRequests == 2)
         #expect(imds.rejections[401] == nil)

@@ -163,7 +163,6 @@ struct DriftFlowTests {
                 if case .fired(let alert) = change { return alert } else { return nil }
             }
             #expect(fired.isEmpty, "\(fired.map { "\($0.kind.rawValue) \($0.component)" })")
-            print("DEBUG", step, try await harness.store.alerts(AlertFilter()).map { "\($0.kind.rawValue) \($0.status) \($0.pairs.count)" })
         }
         let open = try await harness.store.alerts(AlertFilter(status: .firing))
         #expect(open.map(\.kind) == [.natFailure])
