@@ -139,6 +139,138 @@ public struct OutboxEntry: Sendable, Hashable, Codable {
     }
 }
 
+/// A stored report as the leader reads it: its place in the feed (an id increasing with insertion), when it arrived
+/// at whichever collector took it, and the report.
+public struct FeedEntry: Sendable {
+    public var id: Int64
+    public var agentId: String
+    public var sequence: Int64
+    public var receivedAtMs: Int64
+    public var report: Report
+
+    /// Creates an entry.
+    public init(id: Int64, agentId: String, sequence: Int64, receivedAtMs: Int64, report: Report) {
+        self.id = id
+        self.agentId = agentId
+        self.sequence = sequence
+        self.receivedAtMs = receivedAtMs
+        self.report = report
+    }
+}
+
+/// Where the leader stands in the feed. Every id at or below `through` was read except `gaps`: ids skipped because
+/// the transaction holding them had not committed when a later one was read (with several collectors inserting at
+/// once, ids commit out of order). A gap is looked for again until `FeedCursor.gapLifetimeMs` after it was first
+/// missed; then it is taken for a rolled-back transaction and dropped.
+public struct FeedCursor: Sendable, Hashable, Codable {
+    /// The highest id read.
+    public var through: Int64
+    /// Ids below `through` not read yet, with the time (ms) each was first missed.
+    public var gaps: [Int64: Int64]
+    /// How long a gap is looked for.
+    public static let gapLifetimeMs: Int64 = 60_000
+
+    /// A cursor.
+    public init(through: Int64 = 0, gaps: [Int64: Int64] = [:]) {
+        self.through = through
+        self.gaps = gaps
+    }
+
+    /// The cursor after reading `ids` (ascending) at `now`: ids skipped between are gaps, gaps read are closed, gaps
+    /// older than their lifetime are dropped.
+    public func advanced(reading ids: [Int64], now: Int64) -> FeedCursor {
+        var next = self
+        for id in ids {
+            if id > next.through {
+                var missing = next.through + 1
+                while missing < id {
+                    next.gaps[missing] = now
+                    missing += 1
+                }
+                next.through = id
+            } else {
+                next.gaps[id] = nil
+            }
+        }
+        next.gaps = next.gaps.filter { now - $0.value < Self.gapLifetimeMs }
+        return next
+    }
+}
+
+/// What an alert quotes about a pair: its last result and what it showed. Stored with the pair's state, so a
+/// restart or a new leader quotes the same evidence.
+public struct PairEvidence: Sendable, Hashable, Codable {
+    public var reason: Disagreement?
+    public var lastResult: String
+    public var observedInstance: String?
+    public var observedEgressIP: String?
+    /// The last failing result was answered by the target's host (refused, TLS failure, HTTP error).
+    public var answered: Bool
+
+    /// Creates evidence.
+    public init(reason: Disagreement?, lastResult: String, observedInstance: String?, observedEgressIP: String?, answered: Bool = false) {
+        self.reason = reason
+        self.lastResult = lastResult
+        self.observedInstance = observedInstance
+        self.observedEgressIP = observedEgressIP
+        self.answered = answered
+    }
+}
+
+/// A pair's state and its evidence, as stored.
+public struct StoredPair: Sendable, Hashable, Codable {
+    public var state: PairState
+    public var evidence: PairEvidence?
+
+    /// Creates a stored pair.
+    public init(state: PairState, evidence: PairEvidence?) {
+        self.state = state
+        self.evidence = evidence
+    }
+}
+
+/// Counters a collector polls to learn what other collectors changed: the newest topology version, a revision
+/// raised by every agent saved, and the newest acknowledgement event.
+public struct StoreMarks: Sendable, Hashable {
+    public var topologyVersion: Int
+    public var agentsRevision: Int64
+    public var acknowledgement: Int64
+
+    /// Creates marks.
+    public init(topologyVersion: Int, agentsRevision: Int64, acknowledgement: Int64) {
+        self.topologyVersion = topologyVersion
+        self.agentsRevision = agentsRevision
+        self.acknowledgement = acknowledgement
+    }
+}
+
+/// The collector that leads, as it last recorded itself.
+public struct LeaderRecord: Sendable, Hashable, Codable {
+    public var collectorId: String
+    /// When it took the lead, and when it last confirmed it (ms since the epoch).
+    public var sinceMs: Int64
+    public var confirmedAtMs: Int64
+
+    /// Creates a record.
+    public init(collectorId: String, sinceMs: Int64, confirmedAtMs: Int64) {
+        self.collectorId = collectorId
+        self.sinceMs = sinceMs
+        self.confirmedAtMs = confirmedAtMs
+    }
+}
+
+/// One collector's claim to lead. The store decides: SQLite has one collector, which always leads; PostgreSQL grants
+/// an advisory lock held on a connection of the claim's own, so that the server releases it when that connection
+/// dies and another collector can take over.
+public protocol Leadership: Sendable {
+    /// Takes the lead if it is free, or confirms it is still held; false when another collector leads or the store
+    /// cannot be reached. A collector must act as leader only between a `true` and its next call, and must call
+    /// again before acting after more than `confirmIntervalMs`.
+    func acquireOrConfirm(now: Int64) async -> Bool
+    /// Gives the lead up (shutdown).
+    func release() async
+}
+
 /// Errors of a store, each saying what to do.
 public enum StoreError: Error, CustomStringConvertible {
     /// The database cannot be opened or migrated.
@@ -157,8 +289,18 @@ public enum StoreError: Error, CustomStringConvertible {
 /// The collector's storage. SQLite implements it (the embedded default); a PostgreSQL implementation can drop in:
 /// no method exposes SQL or SQLite behaviour. Every method is atomic.
 public protocol Store: Sendable {
-    /// Creates or upgrades the schema.
+    /// What the store is, for status and logs: `sqlite /path/plumb.sqlite`, `postgres user@host:5432/plumb`. Never a
+    /// password.
+    var summary: String { get }
+    /// Whether several collectors can share it (PostgreSQL); SQLite has one collector.
+    var isShared: Bool { get }
+
+    /// Creates or upgrades the schema: each migration once, under a lock, in order.
     func migrate() async throws
+    /// Succeeds when the store answers now (readiness).
+    func ping() async throws
+    /// Counters that move when another collector changes what this one serves.
+    func marks() async throws -> StoreMarks
 
     /// Inserts or replaces an agent.
     func saveAgent(_ agent: AgentRecord) async throws
@@ -192,10 +334,14 @@ public protocol Store: Sendable {
     /// Rollups of a pair.
     func rollups(agentId: String, probeId: String) async throws -> [Rollup]
 
-    /// Replaces the stored pair states.
-    func savePairStates(_ states: [String: PairState]) async throws
-    /// The stored pair states by `agentId/probeId`.
-    func pairStates() async throws -> [String: PairState]
+    /// Reports stored after `cursor` (above `through`, or in its gaps), in id order, at most `limit`.
+    func feed(after cursor: FeedCursor, limit: Int) async throws -> [FeedEntry]
+
+    /// Upserts `changed` pairs, deletes `removed` ones and records how far the feed was read, in one transaction:
+    /// a new leader continues from exactly the results the stored states include.
+    func savePairs(_ changed: [String: StoredPair], removed: [String], cursor: FeedCursor) async throws
+    /// The stored pairs by `agentId/probeId`, and the feed cursor saved with them.
+    func loadPairs() async throws -> (pairs: [String: StoredPair], cursor: FeedCursor)
 
     /// Inserts or updates an alert, records `event` (`firing`, `resolved`, `updated`, `acknowledged`) for it, and queues
     /// `deliveries` — in one transaction, so a crash cannot leave a firing alert without its notifications.
@@ -206,13 +352,25 @@ public protocol Store: Sendable {
     func alert(id: String) async throws -> Alert?
     /// An alert's events: (event, time).
     func alertEvents(id: String) async throws -> [(event: String, atMs: Int64)]
+    /// `acknowledged` events after event id `after`: (event id, alert id), oldest first.
+    func acknowledgements(after: Int64) async throws -> [(eventId: Int64, alertId: String)]
 
     /// Queues deliveries (ignored when the idempotency key is queued already).
     func enqueue(_ entries: [OutboxEntry]) async throws
     /// Deliveries due at `now`, oldest first.
     func dueDeliveries(now: Int64, limit: Int) async throws -> [OutboxEntry]
+    /// Claims up to `limit` deliveries due at `now` that no one holds (or whose claim lapsed) for `owner` until
+    /// `now + leaseMs`, oldest first: no two collectors get one delivery at once. `recordAttempt` ends the claim.
+    func claimDeliveries(now: Int64, limit: Int, owner: String, leaseMs: Int64) async throws -> [OutboxEntry]
     /// Records an attempt: delivered, retried at `nextAttemptAt`, or given up.
     func recordAttempt(id: Int64, at: Int64, status: Int, error: String?, delivered: Bool, nextAttemptAt: Int64?, gaveUp: Bool) async throws
     /// Deliveries, newest first (for the API).
     func deliveries(alertId: String?, limit: Int) async throws -> [OutboxEntry]
+
+    /// A claim to lead for collector `collectorId`.
+    func leadership(collectorId: String) -> any Leadership
+    /// Records that `collectorId` leads (called by the leader each time it confirms).
+    func recordLeader(_ record: LeaderRecord) async throws
+    /// The collector that last recorded itself as leader.
+    func leader() async throws -> LeaderRecord?
 }
