@@ -201,7 +201,7 @@ public actor SQLiteStore: Store {
                 INSERT INTO agents (agent_id, token_hash, registration, registered_at, last_seen_at, last_sequence, revision)
                 VALUES (?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(revision), 0) + 1 FROM agents))
                 ON CONFLICT (agent_id) DO UPDATE SET token_hash = excluded.token_hash, registration = excluded.registration,
-                last_seen_at = excluded.last_seen_at, revision = excluded.revision
+                last_seen_at = MAX(last_seen_at, excluded.last_seen_at), revision = excluded.revision
                 """,
                 [
                     .text(agent.agentId), .text(agent.tokenHash), .text(try json(agent.registration)), .integer(Int(agent.registeredAtMs)),
