@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL 15 cluster for the store's tests: data, socket and log in DIR, listening on 127.0.0.1
+# only, trust authentication (local socket and 127.0.0.1/32 only), a role `plumb` (LOGIN CREATEDB: the tests create
+# a database per test) and a database `plumb` it owns. Not for anything but tests: nobody needs a password.
+#
+#   deploy/postgres/test-cluster.sh start DIR   create (if needed) and start it; prints its URL
+#   deploy/postgres/test-cluster.sh url DIR     prints postgres://plumb@127.0.0.1:PORT/plumb?sslmode=disable
+#   deploy/postgres/test-cluster.sh stop DIR    stops it and removes DIR
+#
+# Environment: PLUMB_PG_PORT (default 55432; when it is taken and PLUMB_PG_PORT is unset, the next free port up to
+# 55532 is used), PLUMB_PG_BIN (default /usr/lib/postgresql/15/bin).
+#
+# Idempotent: `start` on a running cluster prints its URL; `start` after an interrupted start removes the half-made
+# cluster and makes it again; `stop` on a stopped or missing one succeeds. The server refuses to run as root: as
+# root, everything runs as the user `postgres` (the Debian package creates it) and DIR becomes that user's. DIR is
+# removed only when it holds this script's marker, so a mistyped DIR cannot delete anything else.
+#
+# Example (what CI does):
+#   deploy/postgres/test-cluster.sh start /tmp/plumb-pg
+#   PLUMB_TEST_POSTGRES=$(deploy/postgres/test-cluster.sh url /tmp/plumb-pg) swift test --filter PlumbStoreTests
+#   deploy/postgres/test-cluster.sh stop /tmp/plumb-pg
+set -euo pipefail
+
+BIN=${PLUMB_PG_BIN:-/usr/lib/postgresql/15/bin}
+MARKER=.plumb-test-cluster
+
+die() { printf 'test-cluster: %s\n' "$*" >&2; exit 1; }
+usage() { die "usage: $0 start|stop|url DIR"; }
+
+[[ $# == 2 ]] || usage
+command=$1
+[[ -n $2 ]] || usage
+# An absolute path: the server runs in DIR with another working directory and user.
+DIR=$(realpath -m -- "$2")
+[[ $DIR != / ]] || die "refusing to use / as DIR"
+DATA=$DIR/data
+
+# Runs a command as the cluster's owner: `postgres` when we are root, ourselves otherwise.
+if [[ $(id -u) == 0 ]]; then
+    OWNER=postgres
+    id -u "$OWNER" >/dev/null 2>&1 || die "no user '$OWNER' to run the server as (install postgresql-15)"
+    as_owner() { runuser -u "$OWNER" -- "$@"; }
+else
+    OWNER=$(id -un)
+    as_owner() { "$@"; }
+fi
+
+is_ours() { [[ -f $DIR/$MARKER ]]; }
+is_running() { [[ -f $DATA/postmaster.pid ]] && as_owner "$BIN/pg_ctl" status -D "$DATA" >/dev/null 2>&1; }
+port_of() { cat "$DIR/port" 2>/dev/null || true; }
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+url() { printf 'postgres://plumb@127.0.0.1:%s/plumb?sslmode=disable\n' "$1"; }
+
+stop_server() {
+    if is_running; then
+        as_owner "$BIN/pg_ctl" stop -D "$DATA" -m fast -w -t 30 >/dev/null
+    fi
+}
+
+stop() {
+    [[ -e $DIR ]] || return 0
+    if ! is_ours; then
+        # An empty directory (say, made by hand for us) is harmless to remove; anything else is not ours.
+        [[ -z $(ls -A "$DIR") ]] || die "$DIR was not made by this script (no $MARKER); not touching it"
+        rmdir "$DIR"
+        return 0
+    fi
+    stop_server
+    rm -rf -- "$DIR"
+}
+
+pick_port() {
+    if [[ -n ${PLUMB_PG_PORT:-} ]]; then
+        port_free "$PLUMB_PG_PORT" || die "port $PLUMB_PG_PORT (PLUMB_PG_PORT) is in use"
+        echo "$PLUMB_PG_PORT"
+        return
+    fi
+    local port
+    for ((port = 55432; port <= 55532; port++)); do
+        if port_free "$port"; then
+            echo "$port"
+            return
+        fi
+    done
+    die "no free port in 55432-55532; set PLUMB_PG_PORT"
+}
+
+start() {
+    [[ -x $BIN/initdb ]] || die "no PostgreSQL 15 in $BIN (apt-get install postgresql-15, or set PLUMB_PG_BIN)"
+    if is_ours && [[ -f $DIR/ready ]]; then
+        if ! is_running; then
+            local port
+            port=$(port_of)
+            port_free "$port" || die "port $port of the stopped cluster in $DIR is taken; run '$0 stop $DIR' first"
+            as_owner "$BIN/pg_ctl" start -D "$DATA" -l "$DIR/server.log" -w -t 60 >/dev/null \
+                || die "the server did not start; see $DIR/server.log"
+        fi
+        url "$(port_of)"
+        return
+    fi
+    # Nothing yet, or a start that was interrupted: begin again from nothing.
+    stop
+    mkdir -p -- "$DIR"
+    touch "$DIR/$MARKER"
+    chown "$OWNER" "$DIR"
+    chmod 700 "$DIR"
+    as_owner test -w "$DIR" || die "$OWNER cannot reach $DIR (a parent directory is closed to it); choose another DIR"
+    local port
+    port=$(pick_port)
+    echo "$port" >"$DIR/port"
+    as_owner "$BIN/initdb" -D "$DATA" -U postgres --auth=trust --no-locale -E UTF8 >"$DIR/initdb.log" 2>&1 \
+        || die "initdb failed; see $DIR/initdb.log"
+    cat >>"$DATA/postgresql.conf" <<EOF
+
+# test-cluster.sh: a throwaway cluster for tests.
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$DIR'
+max_connections = 300
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+    cat >"$DATA/pg_hba.conf" <<EOF
+# test-cluster.sh: trust on the cluster's own socket and from 127.0.0.1 only; nothing else may connect.
+local all all trust
+host  all all 127.0.0.1/32 trust
+EOF
+    as_owner "$BIN/pg_ctl" start -D "$DATA" -l "$DIR/server.log" -w -t 60 >/dev/null \
+        || die "the server did not start; see $DIR/server.log"
+    as_owner "$BIN/psql" -h "$DIR" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -q >/dev/null <<EOF
+CREATE ROLE plumb LOGIN CREATEDB;
+CREATE DATABASE plumb OWNER plumb;
+EOF
+    touch "$DIR/ready"
+    url "$port"
+}
+
+case $command in
+    start) start ;;
+    stop) stop ;;
+    url)
+        is_ours && [[ -f $DIR/ready ]] || die "no cluster in $DIR; run '$0 start $DIR'"
+        url "$(port_of)"
+        ;;
+    *) usage ;;
+esac
