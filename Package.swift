@@ -145,6 +145,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // For the tests only: the PostgreSQL server they use (PLUMB_TEST_POSTGRES, or a throwaway cluster).
+        .target(name: "PlumbTestSupport", dependencies: [], swiftSettings: swiftSettings),
         .testTarget(
             name: "PlumbCoreTests",
             dependencies: ["PlumbCore", .product(name: "PropertyBased", package: "swift-property-based")],
@@ -164,7 +166,7 @@ let package = Package(
         .testTarget(
             name: "PlumbCollectorTests",
             dependencies: [
-                "PlumbCollector", "PlumbStore", "PlumbCore", "PlumbWire", "PlumbFakes", "PlumbProbes", "PlumbModelIO",
+                "PlumbCollector", "PlumbStore", "PlumbCore", "PlumbWire", "PlumbFakes", "PlumbProbes", "PlumbModelIO", "PlumbTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -175,7 +177,7 @@ let package = Package(
         .testTarget(
             name: "PlumbStoreTests",
             dependencies: [
-                "PlumbStore", "PlumbCore", "PlumbWire",
+                "PlumbStore", "PlumbCore", "PlumbWire", "PlumbTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

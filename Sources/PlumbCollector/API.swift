@@ -17,7 +17,7 @@ public let apiRoutes: [(method: String, path: String)] = [
     ("GET", "/v1/explain"), ("GET", "/v1/matrix"), ("GET", "/v1/drift"),
     ("GET", "/v1/alerts"), ("GET", "/v1/alerts/{id}"), ("POST", "/v1/alerts/{id}/acknowledge"),
     ("GET", "/v1/receivers"), ("GET", "/v1/deliveries"),
-    ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
+    ("GET", "/v1/status"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
 ]
 
 /// Builds the router: every route of `apiRoutes`, JSON errors, auth, limits.
@@ -63,7 +63,7 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
     router.get("/v1/agents") { request, _ -> Response in
         try await requireOperator(request, collector)
         var views: [AgentView] = []
-        for agent in await collector.listAgents() {
+        for agent in try await collector.listAgents() {
             views.append(AgentView(agent, instance: await collector.instance(ofAgent: agent.agentId), now: now()))
         }
         return try json(["agents": views])
@@ -71,7 +71,7 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
     router.get("/v1/agents/:id") { request, context -> Response in
         try await requireOperator(request, collector)
         let id = try context.parameters.require("id")
-        guard let agent = await collector.listAgents().first(where: { $0.agentId == id }) else {
+        guard let agent = try await collector.store.agent(id: id) else {
             throw APIError(404, "unknown_agent", "no agent \(id)", field: "id")
         }
         return try json(AgentView(agent, instance: await collector.instance(ofAgent: id), now: now()))
@@ -198,7 +198,16 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
     router.get("/healthz") { _, _ -> Response in try json(["status": "ok"]) }
     router.get("/readyz") { _, _ -> Response in
         guard await collector.live != nil else { throw APIError(503, "not_ready", "no topology is loaded; PUT /v1/topology or start with --model") }
+        do {
+            try await collector.store.ping()
+        } catch {
+            throw APIError(503, "store_unavailable", "the store does not answer (\(collector.store.summary)): \(error)")
+        }
         return try json(["status": "ready"])
+    }
+    router.get("/v1/status") { request, _ -> Response in
+        try await requireOperator(request, collector)
+        return try json(await collector.status())
     }
     router.get("/metrics") { _, _ -> Response in
         var buffer: [UInt8] = []
@@ -220,6 +229,10 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             return errorResponse(error)
+        } catch let error as StoreError {
+            // The database is unreachable or refused the statement: the request can be tried again later.
+            logger.error("store failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return errorResponse(APIError(503, "store_unavailable", "the collector's store cannot answer now; try again: \(error)"))
         } catch is NIOTooManyBytesError {
             return errorResponse(APIError(413, "too_large", "the request body is larger than the collector accepts (limits.maxBodyBytes)"))
         } catch let error as HTTPError {

@@ -6,11 +6,15 @@ import PlumbStore
 import Prometheus
 import ServiceLifecycle
 
-/// Evaluates on an interval: pair states into findings into alerts and deliveries; rolls up old results each minute.
+/// The collector's loop: every second it syncs with the store (the lead confirmed or taken, what other collectors
+/// changed picked up); every evaluation interval the leader evaluates; each minute the leader rolls up old results.
+/// A store that stops answering is logged once per outage, not once per second.
 public struct EvaluationService: Service {
     let collector: Collector
     let interval: Duration
     let logger: Logger
+    /// Time between syncs.
+    public var syncInterval: Duration = .seconds(1)
 
     /// A service evaluating every `interval`.
     public init(collector: Collector, interval: Duration, logger: Logger) {
@@ -21,19 +25,32 @@ public struct EvaluationService: Service {
 
     public func run() async throws {
         var lastRollUp = ContinuousClock.now
+        var lastEvaluation = ContinuousClock.now - interval
+        var failing = false
+        let tick = min(interval, syncInterval)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                try await collector.evaluate(now: wallClockMilliseconds())
+                try await collector.sync(now: wallClockMilliseconds())
+                if ContinuousClock.now - lastEvaluation >= interval - .milliseconds(50) {
+                    lastEvaluation = .now
+                    try await collector.evaluate(now: wallClockMilliseconds())
+                }
                 if ContinuousClock.now - lastRollUp > .seconds(60) {
                     lastRollUp = .now
                     let rolled = try await collector.rollUp(now: wallClockMilliseconds())
                     if rolled > 0 { logger.debug("rolled up results", metadata: ["rows": "\(rolled)"]) }
                 }
+                if failing {
+                    failing = false
+                    logger.notice("the store answers again")
+                }
             } catch {
-                logger.error("evaluation failed", metadata: ["error": "\(error)"])
+                if !failing { logger.error("sync or evaluation failed; retrying every second", metadata: ["error": "\(error)"]) }
+                failing = true
             }
-            try? await Task.sleep(for: interval)
+            try? await Task.sleep(for: tick)
         }
+        await collector.resign()
     }
 }
 
@@ -42,7 +59,7 @@ public struct EvaluationService: Service {
 public func buildApplication(
     configuration: CollectorConfiguration, logger: Logger, registry: PrometheusCollectorRegistry
 ) async throws -> some ApplicationProtocol {
-    let store = try await SQLiteStore.open(path: configuration.sqlitePath, logger: logger)
+    let store = try await openStore(configuration: configuration, logger: logger)
     let collector = Collector(store: store, configuration: configuration, logger: logger)
     try await collector.start(now: wallClockMilliseconds())
     let router = buildRouter(collector: collector, configuration: configuration, registry: registry)

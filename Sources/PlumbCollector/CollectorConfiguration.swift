@@ -88,8 +88,12 @@ public struct Receiver: Sendable, Hashable, Codable {
 public struct CollectorConfiguration: Sendable {
     /// The topology model file loaded at start (when the store has no topology yet, or it differs).
     public var modelPath: String?
-    /// `sqlite:PATH`, a file path, or `postgres://…` (not available yet).
+    /// `sqlite:PATH`, a file path, or `postgres://USER@HOST:PORT/DB[?sslmode=…]` (several collectors share one).
     public var database = "plumb.sqlite"
+    /// A file holding the PostgreSQL password (`PLUMB_DB_PASSWORD_FILE`); else `PGPASSWORD`.
+    public var databasePasswordFile: String?
+    /// This collector's id in status, logs and delivery claims; default HOST:PORT.
+    public var collectorId: String?
     public var host = "127.0.0.1"
     public var port = 7470
     /// Secrets, compared by hash in constant time.
@@ -153,6 +157,8 @@ public struct CollectorConfiguration: Sendable {
         }
         var model: String?
         var database: String?
+        var databasePasswordFile: String?
+        var collectorId: String?
         var listen: Listen?
         var tokens: Tokens?
         var receivers: [Receiver]?
@@ -178,6 +184,8 @@ public struct CollectorConfiguration: Sendable {
         var configuration = CollectorConfiguration()
         configuration.modelPath = file.model
         configuration.database = file.database ?? configuration.database
+        configuration.databasePasswordFile = file.databasePasswordFile ?? configuration.databasePasswordFile
+        configuration.collectorId = file.collectorId ?? configuration.collectorId
         configuration.host = file.listen?.host ?? configuration.host
         configuration.port = file.listen?.port ?? configuration.port
         if let tokens = file.tokens {
@@ -221,6 +229,8 @@ public struct CollectorConfiguration: Sendable {
             enrollmentToken = try Self.readSecret(value, what: "PLUMB_ENROLLMENT_TOKEN_FILE")
         }
         if let value = environment["PLUMB_DB"] { database = value }
+        if let value = environment["PLUMB_DB_PASSWORD_FILE"] { databasePasswordFile = value }
+        if let value = environment["PLUMB_COLLECTOR_ID"] { collectorId = value }
         if let value = environment["PLUMB_MODEL"] { modelPath = value }
         if let value = environment["PLUMB_LISTEN"] { try setListen(value, source: "PLUMB_LISTEN") }
     }
@@ -259,11 +269,24 @@ public struct CollectorConfiguration: Sendable {
             }
         }
         if evaluationIntervalSeconds < 0.1 { problems.append("\(source): evaluation.intervalSeconds must be at least 0.1") }
-        if database.hasPrefix("postgres://") || database.hasPrefix("postgresql://") {
-            problems.append("\(source): PostgreSQL is not available in this build yet; use a SQLite file path")
+        if isPostgres, Self.urlHasPassword(database) {
+            problems.append(
+                "\(source): the database URL carries a password; put it in a file (database.passwordFile, PLUMB_DB_PASSWORD_FILE) or PGPASSWORD instead"
+            )
         }
         if !problems.isEmpty { throw Invalid(problems: problems) }
     }
+
+    /// Whether a `postgres://USER:PASSWORD@…` URL carries a password.
+    static func urlHasPassword(_ url: String) -> Bool {
+        guard let scheme = url.range(of: "://") else { return false }
+        let rest = url[scheme.upperBound...]
+        guard let at = rest.firstIndex(of: "@") else { return false }
+        return rest[..<at].contains(":")
+    }
+
+    /// Whether `database` names PostgreSQL.
+    public var isPostgres: Bool { database.hasPrefix("postgres://") || database.hasPrefix("postgresql://") }
 
     /// The SQLite file path of `database`.
     public var sqlitePath: String { database.hasPrefix("sqlite:") ? String(database.dropFirst("sqlite:".count)) : database }

@@ -10,6 +10,8 @@ public struct CollectorMetrics: Sendable {
     let staleResults = Counter(label: "plumb_results_stale_total")
     let evaluationSeconds = Timer(label: "plumb_evaluation_duration_seconds")
     let plannedProbes = Gauge(label: "plumb_planned_probes")
+    /// 1 while this collector leads (evaluates and delivers), 0 while it follows.
+    let leader = Gauge(label: "plumb_collector_leader")
     let deliveriesOK = Counter(label: "plumb_webhook_deliveries_total", dimensions: [("outcome", "delivered")])
     let deliveriesFailed = Counter(label: "plumb_webhook_deliveries_total", dimensions: [("outcome", "failed")])
     let deliveriesGivenUp = Counter(label: "plumb_webhook_deliveries_total", dimensions: [("outcome", "gave_up")])

@@ -158,7 +158,8 @@ public struct Notifier: Service {
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                try await deliverDue(now: wallClockMilliseconds())
+                // The leader delivers; claims keep two collectors from sending one delivery even while the lead moves.
+                if await collector.isLeader { try await deliverDue(now: wallClockMilliseconds()) }
             } catch {
                 logger.error("outbox scan failed", metadata: ["error": "\(error)"])
             }
@@ -166,11 +167,15 @@ public struct Notifier: Service {
         }
     }
 
-    /// Tries every delivery due at `now` once; returns how many were delivered.
+    /// How long a claimed delivery is this collector's: longer than one request can take (10 s), so a claim lapses
+    /// only when its collector died holding it, and then another sends it with the same idempotency key.
+    public static let claimLeaseMs: Int64 = 30_000
+
+    /// Claims the deliveries due at `now` and tries each once; returns how many were delivered.
     @discardableResult
     public func deliverDue(now: Int64) async throws -> Int {
         var delivered = 0
-        for entry in try await store.dueDeliveries(now: now, limit: 50) {
+        for entry in try await store.claimDeliveries(now: now, limit: 50, owner: collector.collectorId, leaseMs: Self.claimLeaseMs) {
             guard let receiver = receivers[entry.receiver] else {
                 try await store.recordAttempt(
                     id: entry.id, at: now, status: 0, error: "receiver \(entry.receiver) is no longer configured", delivered: false,

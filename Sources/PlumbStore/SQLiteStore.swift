@@ -11,6 +11,8 @@ import SQLiteNIO
 public actor SQLiteStore: Store {
     /// The file.
     public let path: String
+    public nonisolated var summary: String { "sqlite \(path)" }
+    public nonisolated var isShared: Bool { false }
     private let connection: SQLiteConnection
     private let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
@@ -108,7 +110,22 @@ public actor SQLiteStore: Store {
         CREATE INDEX outbox_due ON outbox (delivered_at, gave_up_at, next_attempt_at);
         CREATE TABLE delivery_attempts (
             id INTEGER PRIMARY KEY, outbox_id INTEGER NOT NULL, at INTEGER NOT NULL, status INTEGER NOT NULL, error TEXT);
+        """,
+        // 2: what the leader needs (the same schema as PostgreSQL's): a feed id per report, from a counter that pruning
+        // cannot reset; agent revisions; pair evidence and the feed cursor; claimed deliveries; the leader.
         """
+        ALTER TABLE agents ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE reports ADD COLUMN feed_id INTEGER;
+        CREATE UNIQUE INDEX reports_by_feed ON reports (feed_id);
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        ALTER TABLE pair_states ADD COLUMN evidence TEXT;
+        CREATE TABLE feed_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), cursor TEXT NOT NULL);
+        ALTER TABLE alert_events ADD COLUMN detail TEXT;
+        CREATE INDEX alert_events_by_event ON alert_events (event, id);
+        ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+        ALTER TABLE outbox ADD COLUMN claimed_until INTEGER;
+        CREATE TABLE leader (id INTEGER PRIMARY KEY CHECK (id = 1), collector_id TEXT NOT NULL, since INTEGER NOT NULL, confirmed_at INTEGER NOT NULL)
+        """,
     ]
 
     public func migrate() async throws {
@@ -124,6 +141,24 @@ public actor SQLiteStore: Store {
                     _ = try await self.run("INSERT INTO schema_version (version) VALUES (?)", [.integer(index + 1)])
                 }
             }
+        }
+    }
+
+    public func ping() async throws {
+        try await exclusive { _ = try await run("SELECT 1") }
+    }
+
+    public func marks() async throws -> StoreMarks {
+        try await exclusive {
+            let row = try await run(
+                """
+                SELECT (SELECT COALESCE(MAX(version), 0) FROM topology_versions) AS t, (SELECT COALESCE(MAX(revision), 0) FROM agents) AS a,
+                (SELECT COALESCE(MAX(id), 0) FROM alert_events WHERE event = 'acknowledged') AS k
+                """
+            ).first
+            return StoreMarks(
+                topologyVersion: row?.column("t")?.integer ?? 0, agentsRevision: Int64(row?.column("a")?.integer ?? 0),
+                acknowledgement: Int64(row?.column("k")?.integer ?? 0))
         }
     }
 
@@ -163,9 +198,10 @@ public actor SQLiteStore: Store {
         try await exclusive {
             try await run(
                 """
-                INSERT INTO agents (agent_id, token_hash, registration, registered_at, last_seen_at, last_sequence) VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO agents (agent_id, token_hash, registration, registered_at, last_seen_at, last_sequence, revision)
+                VALUES (?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(revision), 0) + 1 FROM agents))
                 ON CONFLICT (agent_id) DO UPDATE SET token_hash = excluded.token_hash, registration = excluded.registration,
-                last_seen_at = excluded.last_seen_at
+                last_seen_at = MAX(last_seen_at, excluded.last_seen_at), revision = excluded.revision
                 """,
                 [
                     .text(agent.agentId), .text(agent.tokenHash), .text(try json(agent.registration)), .integer(Int(agent.registeredAtMs)),
@@ -374,6 +410,30 @@ public actor SQLiteStore: Store {
                 ]
             }
         }
+        // Feed ids in arrival order, from a counter (a MAX over the rows would start again once pruning emptied them).
+        let storedInOrder = candidates.filter {
+            stored.contains(ReportKey(agent: batch[$0].report.agentId, sequence: Int(batch[$0].report.sequence)))
+        }
+        if !storedInOrder.isEmpty {
+            let base = Int64(try await run("SELECT value FROM counters WHERE name = 'feed'").first?.column("value")?.integer ?? 0)
+            for chunk in stride(from: 0, to: storedInOrder.count, by: 3_000) {
+                let slice = storedInOrder[chunk..<min(chunk + 3_000, storedInOrder.count)]
+                var binds: [SQLiteData] = []
+                for (offset, index) in slice.enumerated() {
+                    binds += [
+                        .text(batch[index].report.agentId), .integer(Int(batch[index].report.sequence)),
+                        .integer(Int(base) + chunk + offset + 1),
+                    ]
+                }
+                try await run(
+                    "UPDATE reports SET feed_id = v.column3 FROM (VALUES "
+                        + Array(repeating: "(?, ?, ?)", count: slice.count).joined(separator: ", ")
+                        + ") AS v WHERE reports.agent_id = v.column1 AND reports.sequence = v.column2", binds)
+            }
+            try await run(
+                "INSERT INTO counters (name, value) VALUES ('feed', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                [.integer(Int(base) + storedInOrder.count)])
+        }
         for chunk in chunks where chunk.rows > 0 {
             try await run(
                 "INSERT INTO results (agent_id, sequence, position, probe_id, started_at, outcome, rtt_ms, sent, received) VALUES "
@@ -490,32 +550,65 @@ public actor SQLiteStore: Store {
         }
     }
 
-    // MARK: - Pair states
-
-    public func savePairStates(_ states: [String: PairState]) async throws {
+    public func feed(after cursor: FeedCursor, limit: Int) async throws -> [FeedEntry] {
         try await exclusive {
-            try await transaction {
-                try await run("DELETE FROM pair_states")
-                let entries = Array(states)
-                for chunk in stride(from: 0, to: entries.count, by: 400) {
-                    let slice = entries[chunk..<min(chunk + 400, entries.count)]
-                    var binds: [SQLiteData] = []
-                    for (pair, state) in slice { binds += [.text(pair), .text(try json(state))] }
-                    try await run(
-                        "INSERT INTO pair_states (pair, state) VALUES \(Array(repeating: "(?, ?)", count: slice.count).joined(separator: ", "))",
-                        binds)
-                }
+            let gaps = cursor.gaps.keys.sorted().prefix(10_000)
+            let rows = try await run(
+                "SELECT feed_id, agent_id, sequence, received_at, body FROM reports WHERE feed_id > ?"
+                    + (gaps.isEmpty ? "" : " OR feed_id IN (" + Array(repeating: "?", count: gaps.count).joined(separator: ", ") + ")")
+                    + " ORDER BY feed_id LIMIT ?",
+                [.integer(Int(cursor.through))] + gaps.map { .integer(Int($0)) } + [.integer(limit)])
+            return rows.compactMap { row in
+                guard let id = row.column("feed_id")?.integer, let agent = row.column("agent_id")?.string,
+                    let report = decode(Report.self, row.column("body")?.string)
+                else { return nil }
+                return FeedEntry(
+                    id: Int64(id), agentId: agent, sequence: Int64(row.column("sequence")?.integer ?? 0),
+                    receivedAtMs: Int64(row.column("received_at")?.integer ?? 0), report: report)
             }
         }
     }
 
-    public func pairStates() async throws -> [String: PairState] {
+    // MARK: - Pair states
+
+    public func savePairs(_ changed: [String: StoredPair], removed: [String], cursor: FeedCursor) async throws {
         try await exclusive {
-            var states: [String: PairState] = [:]
-            for row in try await run("SELECT pair, state FROM pair_states") {
-                if let pair = row.column("pair")?.string, let state = decode(PairState.self, row.column("state")?.string) { states[pair] = state }
+            try await transaction {
+                let entries = Array(changed)
+                for chunk in stride(from: 0, to: entries.count, by: 400) {
+                    let slice = entries[chunk..<min(chunk + 400, entries.count)]
+                    var binds: [SQLiteData] = []
+                    for (pair, stored) in slice {
+                        binds += [.text(pair), .text(try json(stored.state)), try stored.evidence.map { .text(try json($0)) } ?? .null]
+                    }
+                    try await run(
+                        "INSERT INTO pair_states (pair, state, evidence) VALUES "
+                            + Array(repeating: "(?, ?, ?)", count: slice.count).joined(separator: ", ")
+                            + " ON CONFLICT (pair) DO UPDATE SET state = excluded.state, evidence = excluded.evidence", binds)
+                }
+                for chunk in stride(from: 0, to: removed.count, by: 500) {
+                    let slice = removed[chunk..<min(chunk + 500, removed.count)]
+                    try await run(
+                        "DELETE FROM pair_states WHERE pair IN (" + Array(repeating: "?", count: slice.count).joined(separator: ", ") + ")",
+                        slice.map { .text($0) })
+                }
+                try await run(
+                    "INSERT INTO feed_cursor (id, cursor) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor",
+                    [.text(try json(cursor))])
             }
-            return states
+        }
+    }
+
+    public func loadPairs() async throws -> (pairs: [String: StoredPair], cursor: FeedCursor) {
+        try await exclusive {
+            var pairs: [String: StoredPair] = [:]
+            for row in try await run("SELECT pair, state, evidence FROM pair_states") {
+                if let pair = row.column("pair")?.string, let state = decode(PairState.self, row.column("state")?.string) {
+                    pairs[pair] = StoredPair(state: state, evidence: decode(PairEvidence.self, row.column("evidence")?.string))
+                }
+            }
+            let cursor = decode(FeedCursor.self, try await run("SELECT cursor FROM feed_cursor WHERE id = 1").first?.column("cursor")?.string)
+            return (pairs, cursor ?? FeedCursor())
         }
     }
 
@@ -534,7 +627,9 @@ public actor SQLiteStore: Store {
                         .text(alert.severity.rawValue),
                         .text(alert.component), .integer(Int(alert.startsAtMs)), .text(try json(alert)),
                     ])
-                try await run("INSERT INTO alert_events (alert_id, event, at) VALUES (?, ?, ?)", [.text(alert.id), .text(event), .integer(Int(at))])
+                try await run(
+                    "INSERT INTO alert_events (alert_id, event, at, detail) VALUES (?, ?, ?, ?)",
+                    [.text(alert.id), .text(event), .integer(Int(at)), event == "acknowledged" ? .text(alert.acknowledgedBy ?? "") : .null])
                 try await insertOutbox(deliveries)
             }
         }
@@ -582,6 +677,20 @@ public actor SQLiteStore: Store {
         }
     }
 
+    public func acknowledgements(after: Int64) async throws -> [AcknowledgementEvent] {
+        try await exclusive {
+            try await run(
+                "SELECT id, alert_id, at, detail FROM alert_events WHERE event = 'acknowledged' AND id > ? ORDER BY id LIMIT 10000",
+                [.integer(Int(after))]
+            ).map {
+                AcknowledgementEvent(
+                    eventId: Int64($0.column("id")?.integer ?? 0), alertId: $0.column("alert_id")?.string ?? "",
+                    by: $0.column("detail")?.string ?? "",
+                    atMs: Int64($0.column("at")?.integer ?? 0))
+            }
+        }
+    }
+
     // MARK: - Outbox
 
     public func enqueue(_ entries: [OutboxEntry]) async throws {
@@ -614,6 +723,25 @@ public actor SQLiteStore: Store {
         }
     }
 
+    public func claimDeliveries(now: Int64, limit: Int, owner: String, leaseMs: Int64) async throws -> [OutboxEntry] {
+        try await exclusive {
+            try await transaction {
+                let due = try await run(
+                    """
+                    SELECT * FROM outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= ?
+                    AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY next_attempt_at, id LIMIT ?
+                    """, [.integer(Int(now)), .integer(Int(now)), .integer(limit)]
+                ).map(outboxEntry)
+                for entry in due {
+                    try await run(
+                        "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?",
+                        [.text(owner), .integer(Int(now + leaseMs)), .integer(Int(entry.id))])
+                }
+                return due
+            }
+        }
+    }
+
     public func recordAttempt(id: Int64, at: Int64, status: Int, error: String?, delivered: Bool, nextAttemptAt: Int64?, gaveUp: Bool) async throws {
         try await exclusive {
             try await transaction {
@@ -623,7 +751,7 @@ public actor SQLiteStore: Store {
                 try await run(
                     """
                     UPDATE outbox SET attempts = attempts + 1, last_error = ?, delivered_at = ?, gave_up_at = ?,
-                    next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?
+                    next_attempt_at = COALESCE(?, next_attempt_at), claimed_by = NULL, claimed_until = NULL WHERE id = ?
                     """,
                     [
                         error.map { .text($0) } ?? .null, delivered ? .integer(Int(at)) : .null, gaveUp ? .integer(Int(at)) : .null,
@@ -643,6 +771,31 @@ public actor SQLiteStore: Store {
         }
     }
 
+    // MARK: - Leadership
+
+    /// One collector uses a SQLite file, and it leads.
+    public nonisolated func leadership(collectorId: String) -> any Leadership { SoleLeadership() }
+
+    public func recordLeader(_ record: LeaderRecord) async throws {
+        try await exclusive {
+            try await run(
+                """
+                INSERT INTO leader (id, collector_id, since, confirmed_at) VALUES (1, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET collector_id = excluded.collector_id, since = excluded.since, confirmed_at = excluded.confirmed_at
+                """, [.text(record.collectorId), .integer(Int(record.sinceMs)), .integer(Int(record.confirmedAtMs))])
+        }
+    }
+
+    public func leader() async throws -> LeaderRecord? {
+        try await exclusive {
+            try await run("SELECT collector_id, since, confirmed_at FROM leader WHERE id = 1").first.map {
+                LeaderRecord(
+                    collectorId: $0.column("collector_id")?.string ?? "", sinceMs: Int64($0.column("since")?.integer ?? 0),
+                    confirmedAtMs: Int64($0.column("confirmed_at")?.integer ?? 0))
+            }
+        }
+    }
+
     private func outboxEntry(_ row: SQLiteRow) -> OutboxEntry {
         OutboxEntry(
             id: Int64(row.column("id")?.integer ?? 0), receiver: row.column("receiver")?.string ?? "", alertId: row.column("alert_id")?.string ?? "",
@@ -651,4 +804,10 @@ public actor SQLiteStore: Store {
             attempts: row.column("attempts")?.integer ?? 0, deliveredAtMs: row.column("delivered_at")?.integer.map { Int64($0) },
             gaveUpAtMs: row.column("gave_up_at")?.integer.map { Int64($0) }, lastError: row.column("last_error")?.string)
     }
+}
+
+/// The lead of a store only one collector uses: always held.
+struct SoleLeadership: Leadership {
+    func acquireOrConfirm(now: Int64) async -> Bool { true }
+    func release() async {}
 }

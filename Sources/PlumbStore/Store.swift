@@ -244,6 +244,23 @@ public struct StoreMarks: Sendable, Hashable {
     }
 }
 
+/// An acknowledgement as recorded: the event's id, the alert, who and when. The leader applies these to its alerts, so
+/// an acknowledgement taken by any collector survives the leader's next save of the alert.
+public struct AcknowledgementEvent: Sendable, Hashable {
+    public var eventId: Int64
+    public var alertId: String
+    public var by: String
+    public var atMs: Int64
+
+    /// Creates an event.
+    public init(eventId: Int64, alertId: String, by: String, atMs: Int64) {
+        self.eventId = eventId
+        self.alertId = alertId
+        self.by = by
+        self.atMs = atMs
+    }
+}
+
 /// The collector that leads, as it last recorded itself.
 public struct LeaderRecord: Sendable, Hashable, Codable {
     public var collectorId: String
@@ -343,7 +360,8 @@ public protocol Store: Sendable {
     /// The stored pairs by `agentId/probeId`, and the feed cursor saved with them.
     func loadPairs() async throws -> (pairs: [String: StoredPair], cursor: FeedCursor)
 
-    /// Inserts or updates an alert, records `event` (`firing`, `resolved`, `updated`, `acknowledged`) for it, and queues
+    /// Inserts or updates an alert, records `event` (`firing`, `resolved`, `updated`, `acknowledged` — with the alert's
+    /// `acknowledgedBy` as the event's detail) for it, and queues
     /// `deliveries` — in one transaction, so a crash cannot leave a firing alert without its notifications.
     func saveAlert(_ alert: Alert, event: String, at: Int64, deliveries: [OutboxEntry]) async throws
     /// Alerts matching `filter`, newest first.
@@ -352,8 +370,8 @@ public protocol Store: Sendable {
     func alert(id: String) async throws -> Alert?
     /// An alert's events: (event, time).
     func alertEvents(id: String) async throws -> [(event: String, atMs: Int64)]
-    /// `acknowledged` events after event id `after`: (event id, alert id), oldest first.
-    func acknowledgements(after: Int64) async throws -> [(eventId: Int64, alertId: String)]
+    /// `acknowledged` events after event id `after`, oldest first.
+    func acknowledgements(after: Int64) async throws -> [AcknowledgementEvent]
 
     /// Queues deliveries (ignored when the idempotency key is queued already).
     func enqueue(_ entries: [OutboxEntry]) async throws

@@ -27,13 +27,17 @@ struct Serve: AsyncParsableCommand {
         discussion: """
             plumb-collector --model FILE --db PATH --listen HOST:PORT
             Settings come from --config FILE, then PLUMB_* environment variables (PLUMB_OPERATOR_TOKEN(_FILE),
-            PLUMB_ENROLLMENT_TOKEN(_FILE), PLUMB_DB, PLUMB_LISTEN, PLUMB_MODEL), then these flags. Without --db the
-            store is plumb.sqlite in the working directory.
+            PLUMB_ENROLLMENT_TOKEN(_FILE), PLUMB_DB, PLUMB_DB_PASSWORD_FILE, PLUMB_COLLECTOR_ID, PLUMB_LISTEN, PLUMB_MODEL),
+            then these flags. Without --db the store is plumb.sqlite in the working directory.
+            Several collectors: --db postgres://USER@HOST:PORT/DB[?sslmode=require] on each, with the password in
+            --db-password-file or PGPASSWORD (never in the URL); one leads (evaluates, delivers), the others follow.
             """)
 
     @Option(help: "Configuration file (YAML or JSON).") var config: String?
     @Option(help: "The topology model to load (kept as a new version when it differs from the stored one).") var model: String?
-    @Option(help: "The store: a SQLite file path (default plumb.sqlite).") var db: String?
+    @Option(help: "The store: a SQLite file path (default plumb.sqlite) or postgres://USER@HOST:PORT/DB[?sslmode=…].") var db: String?
+    @Option(help: "File holding the PostgreSQL password (else PGPASSWORD).") var dbPasswordFile: String?
+    @Option(help: "This collector's id in status and logs (default HOST:PORT).") var id: String?
     @Option(help: "HOST:PORT to listen on (default 127.0.0.1:7470).") var listen: String?
     @Option(help: "File holding the operator token.") var operatorTokenFile: String?
     @Option(help: "File holding the enrollment token.") var enrollmentTokenFile: String?
@@ -53,6 +57,8 @@ struct Serve: AsyncParsableCommand {
             try settings.apply(environment: ProcessInfo.processInfo.environment)
             if let model { settings.modelPath = model }
             if let db { settings.database = db }
+            if let dbPasswordFile { settings.databasePasswordFile = dbPasswordFile }
+            if let id { settings.collectorId = id }
             if let listen { try settings.setListen(listen, source: "--listen") }
             if let operatorTokenFile {
                 settings.operatorToken = try CollectorConfiguration.readSecret(operatorTokenFile, what: "--operator-token-file")
@@ -82,7 +88,7 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardError.write(Data("plumb-collector: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        logger.info("listening", metadata: ["address": "\(settings.host):\(settings.port)", "store": "\(settings.sqlitePath)"])
+        logger.info("listening", metadata: ["address": "\(settings.host):\(settings.port)", "store": "\(settings.isPostgres ? settings.database : settings.sqlitePath)"])
         try await app.runService()
     }
 }

@@ -87,9 +87,20 @@ struct Status: ParsableCommand {
         let agents = (try options.call("/v1/agents") as? [String: Any])?["agents"] as? [[String: Any]] ?? []
         let matrix = try options.call("/v1/matrix") as? [String: Any] ?? [:]
         let alerts = (try options.call("/v1/alerts?status=firing") as? [String: Any])?["alerts"] as? [[String: Any]] ?? []
+        let collector = try options.call("/v1/status") as? [String: Any] ?? [:]
         let silent = agents.filter { ($0["silentForSeconds"] as? Int ?? 0) > 30 }
-        if options.printJSONIfAsked(["agents": agents.count, "silentAgents": silent.count, "pairs": matrix, "firingAlerts": alerts.count]) { return }
+        if options.printJSONIfAsked([
+            "collector": collector, "agents": agents.count, "silentAgents": silent.count, "pairs": matrix, "firingAlerts": alerts.count,
+        ]) {
+            return
+        }
         print("collector  \(options.baseURL)")
+        let role = string(collector["role"])
+        let leader = role == "leader" ? "this one leads" : "follows \(string(collector["leaderId"] ?? "nobody yet"))"
+        print("id         \(string(collector["collectorId"])): \(role), \(leader)")
+        print(
+            "store      \(string(collector["store"]))\((collector["storeReachable"] as? Bool) == false ? " (NOT ANSWERING)" : ""), topology version \(string(collector["topologyVersion"] ?? "none"))"
+        )
         print("agents     \(agents.count) registered, \(silent.count) silent")
         print(
             "pairs      \(string(matrix["agreeing"])) agree with the model, \(string(matrix["disagreeing"])) disagree, \(string(matrix["unknown"])) not yet known"

@@ -253,7 +253,7 @@ struct AgentProcessTests {
         #expect(await eventually(seconds: 15) { collector.reports.count > count + 3 })
         // Unchanged plans were not sent again: the agent asked with the ETag it had.
         #expect(
-            await eventually(seconds: 5) { collector.state.withLock { $0.planRequests.contains { $0.status == 304 && $0.etag == "\"plan-2\"" } } },
+            await eventually(seconds: 20) { collector.state.withLock { $0.planRequests.contains { $0.status == 304 && $0.etag == "\"plan-2\"" } } },
             "\(collector.state.withLock { $0.planRequests })")
         let seconds = await agent.terminate()
         #expect(seconds < 5)

@@ -74,14 +74,15 @@ struct DiscoveryTests {
     func tokenRefreshBeforeExpiry() async throws {
         let imds = try FakeIMDS(instance: Self.instance)
         defer { imds.stop() }
-        // A clock the test moves, so a loaded machine cannot push the second request into the refresh margin.
+        // A clock the test moves, so a loaded machine cannot push the second request into the refresh margin; the
+        // fake IMDS keeps the token for the TTL in real time, long enough for any machine.
         let now = Mutex<UInt64>(1_000_000_000)
-        let client = IMDSClient(endpoint: imds.endpoint, tokenTTLSeconds: 2, clock: { now.withLock { $0 } })
+        let client = IMDSClient(endpoint: imds.endpoint, tokenTTLSeconds: 120, clock: { now.withLock { $0 } })
         _ = try await client.get("instance-id")
-        now.withLock { $0 += 900_000_000 }  // 0.9 s: outside the refresh margin (half the TTL)
+        now.withLock { $0 += 50_000_000_000 }  // 50 s: outside the refresh margin (60 s, at most half the TTL)
         _ = try await client.get("instance-id")
         #expect(imds.tokenRequests == 1)
-        now.withLock { $0 += 300_000_000 }  // 1.2 s: inside it, and the token has not expired yet
+        now.withLock { $0 += 20_000_000_000 }  // 70 s: inside it, and the token has not expired yet
         _ = try await client.get("instance-id")
         #expect(imds.tokenRequests == 2)
         #expect(imds.rejections[401] == nil)

@@ -188,7 +188,7 @@ struct ReportingTests {
             batching.cancel()
             sending.cancel()
         }
-        #expect(await eventually(seconds: 5) { collector.reports.count >= 3 })
+        #expect(await eventually(seconds: 30) { collector.reports.count >= 3 })
         #expect(collector.reports.allSatisfy { $0.results.isEmpty })
         #expect(Set(collector.reports.map(\.sequence)).count == collector.reports.count)
     }
