@@ -37,7 +37,8 @@ enum PostgresSchema {
             component text NOT NULL, starts_at bigint NOT NULL, body text NOT NULL);
         CREATE INDEX alerts_by_status ON alerts (status, starts_at);
         CREATE TABLE alert_events (
-            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, alert_id text NOT NULL, event text NOT NULL, at bigint NOT NULL);
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, alert_id text NOT NULL, event text NOT NULL, at bigint NOT NULL,
+            detail text);
         CREATE INDEX alert_events_by_alert ON alert_events (alert_id, id);
         CREATE INDEX alert_events_acknowledged ON alert_events (id) WHERE event = 'acknowledged';
         CREATE TABLE outbox (

@@ -776,7 +776,10 @@ public actor PostgresStore: Store {
                 binds(
                     alert.id, alert.fingerprint, alert.status.rawValue, alert.kind.rawValue, alert.severity.rawValue, alert.component,
                     alert.startsAtMs, body), on: connection)
-            try await run("INSERT INTO alert_events (alert_id, event, at) VALUES ($1, $2, $3)", binds(alert.id, event, at), on: connection)
+            // An acknowledgement's detail is who acknowledged.
+            try await run(
+                "INSERT INTO alert_events (alert_id, event, at, detail) VALUES ($1, $2, $3, $4)",
+                binds(alert.id, event, at, event == "acknowledged" ? alert.acknowledgedBy ?? "" : nil), on: connection)
             try await insertOutbox(deliveries, on: connection)
         }
     }
@@ -811,10 +814,12 @@ public actor PostgresStore: Store {
         }
     }
 
-    public func acknowledgements(after: Int64) async throws -> [(eventId: Int64, alertId: String)] {
-        try await run("SELECT id, alert_id FROM alert_events WHERE event = 'acknowledged' AND id > $1 ORDER BY id", binds(after)).map {
-            let (id, alert) = try decodeRow($0, as: (Int64, String).self)
-            return (id, alert)
+    public func acknowledgements(after: Int64) async throws -> [AcknowledgementEvent] {
+        try await run(
+            "SELECT id, alert_id, at, detail FROM alert_events WHERE event = 'acknowledged' AND id > $1 ORDER BY id LIMIT 10000", binds(after)
+        ).map {
+            let (id, alert, at, by) = try decodeRow($0, as: (Int64, String, Int64, String?).self)
+            return AcknowledgementEvent(eventId: id, alertId: alert, by: by ?? "", atMs: at)
         }
     }
 

@@ -1,22 +1,20 @@
 import Foundation
 import Logging
 import PlumbCore
+import PlumbTestSupport
 import PlumbWire
 import Testing
 
 @testable import PlumbStore
 
-/// The stores the contract tests run on: SQLite always, PostgreSQL when `PLUMB_TEST_POSTGRES` holds the URL of a
-/// server where its user may create databases (`deploy/postgres/test-cluster.sh` makes one).
+/// The stores the contract tests run on: SQLite always, PostgreSQL where `TestPostgres` has a server whose user may
+/// create databases (`PLUMB_TEST_POSTGRES`, or a throwaway cluster of `deploy/postgres/test-cluster.sh`).
 enum Backend: String, Sendable, CustomTestStringConvertible {
     case sqlite
     case postgres
 
-    /// The PostgreSQL server to test against.
-    static let postgresURL: String? = {
-        guard let url = ProcessInfo.processInfo.environment["PLUMB_TEST_POSTGRES"], !url.isEmpty else { return nil }
-        return url
-    }()
+    /// The PostgreSQL server to test against: `PLUMB_TEST_POSTGRES`, or a throwaway cluster (`TestPostgres`).
+    static var postgresURL: String? { TestPostgres.url }
 
     /// The backends this run can test.
     static var available: [Backend] { postgresURL == nil ? [.sqlite] : [.sqlite, .postgres] }
@@ -78,15 +76,8 @@ enum Postgres {
     /// The server's URL; tests that need it are enabled only when it is set.
     static var serverURL: String { Backend.postgresURL ?? "" }
 
-    /// `url` with another database.
-    static func url(database: String) -> String {
-        let base = serverURL
-        let query = base.firstIndex(of: "?").map { String(base[$0...]) } ?? ""
-        let withoutQuery = base.firstIndex(of: "?").map { String(base[..<$0]) } ?? base
-        let scheme = withoutQuery.range(of: "://")!.upperBound
-        let authority = withoutQuery[scheme...].firstIndex(of: "/").map { String(withoutQuery[..<$0]) } ?? withoutQuery
-        return authority + "/" + database + query
-    }
+    /// The server's URL with another database.
+    static func url(database: String) -> String { TestPostgres.url(database: database) ?? "" }
 
     /// Runs `body` with the URL of a new, empty database, dropped afterwards (also when `body` throws; `WITH
     /// (FORCE)` ends the sessions a test left behind, a leadership's for one).
@@ -104,12 +95,6 @@ enum Postgres {
 }
 
 let testLogger = Logger(label: "plumb-store-test")
-
-func registration(_ agent: String) -> Registration {
-    Registration(
-        agentId: agent, identity: AgentIdentity(instanceId: agent, interfaces: [], source: .local), agentVersion: "test",
-        capabilities: [.udpEcho, .tcp, .http], responderPort: 7471)
-}
 
 func agentRecord(_ agent: String, at: Int64 = 0) -> AgentRecord {
     AgentRecord(agentId: agent, tokenHash: "hash-\(agent)", registration: registration(agent), registeredAtMs: at, lastSeenAtMs: at)

@@ -1,5 +1,6 @@
 import Foundation
 import PlumbCore
+import PlumbTestSupport
 import PlumbWire
 import Testing
 
@@ -27,8 +28,9 @@ struct PostgresStoreTests {
     @Test("PostgreSQL is available where CI says so")
     func availableInCI() {
         // CI must not skip the PostgreSQL cases silently: it starts deploy/postgres/test-cluster.sh and sets the URL.
-        if ProcessInfo.processInfo.environment["CI"] != nil {
-            #expect(Backend.postgresURL != nil, "CI is set but PLUMB_TEST_POSTGRES is not: the PostgreSQL store's tests did not run")
+        if TestPostgres.inCI {
+            #expect(
+                Backend.postgresURL != nil, "CI is set but there is no PostgreSQL (PLUMB_TEST_POSTGRES): the PostgreSQL store's tests did not run")
         }
     }
 

@@ -240,8 +240,9 @@ struct StoreContractTests {
             try await store.saveAlert(acknowledged, event: "acknowledged", at: 2_000, deliveries: [])
             let marked = try await store.marks()
             #expect(marked.acknowledgement > 0 && marked.topologyVersion == before.topologyVersion && marked.agentsRevision == before.agentsRevision)
-            let acknowledgements = try await store.acknowledgements(after: 0)
-            #expect(acknowledgements.map(\.alertId) == ["alert-1"] && acknowledgements.map(\.eventId) == [marked.acknowledgement])
+            #expect(
+                try await store.acknowledgements(after: 0)
+                    == [AcknowledgementEvent(eventId: marked.acknowledgement, alertId: "alert-1", by: "ops", atMs: 2_000)])
             #expect(try await store.acknowledgements(after: marked.acknowledgement).isEmpty)
             try await store.saveAlert(alert("alert-2", at: 3_000), event: "firing", at: 3_000, deliveries: [])
             try await store.saveAlert(alert("alert-2", at: 3_000), event: "acknowledged", at: 3_500, deliveries: [])
