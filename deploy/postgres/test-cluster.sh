@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL 15 cluster for the store's tests: data, socket and log in DIR, listening on 127.0.0.1
 # only, trust authentication (local socket and 127.0.0.1/32 only), a role `plumb` (LOGIN CREATEDB: the tests create
-# a database per test) and a database `plumb` it owns. Not for anything but tests: nobody needs a password.
+# a database per test; pg_read_all_settings: they find the socket directory) and a database `plumb` it owns. Not for
+# anything but tests: nobody needs a password. With openssl at hand the server also offers TLS, with a certificate
+# for localhost and 127.0.0.1 from a CA made for it (DIR/tls/ca.crt), so the tests can try every sslmode.
 #
 #   deploy/postgres/test-cluster.sh start DIR   create (if needed) and start it; prints its URL
 #   deploy/postgres/test-cluster.sh url DIR     prints postgres://plumb@127.0.0.1:PORT/plumb?sslmode=disable
@@ -85,6 +87,23 @@ pick_port() {
     die "no free port in 55432-55532; set PLUMB_PG_PORT"
 }
 
+# A CA and a server certificate signed by it, for localhost and 127.0.0.1, valid for two days (a cluster lives for a
+# test run).
+make_certificates() {
+    local tls=$DIR/tls
+    mkdir -p "$tls"
+    (
+        cd "$tls"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=plumb test CA" -keyout ca.key -out ca.crt
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >server.ext
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.crt
+    ) >"$DIR/openssl.log" 2>&1 || die "making the test certificates failed; see $DIR/openssl.log"
+    chown -R "$OWNER" "$tls"
+    chmod 600 "$tls/server.key" "$tls/ca.key"
+    chmod 644 "$tls/ca.crt"
+}
+
 start() {
     [[ -x $BIN/initdb ]] || die "no PostgreSQL 15 in $BIN (apt-get install postgresql-15, or set PLUMB_PG_BIN)"
     if is_ours && [[ -f $DIR/ready ]]; then
@@ -110,6 +129,11 @@ start() {
     echo "$port" >"$DIR/port"
     as_owner "$BIN/initdb" -D "$DATA" -U postgres --auth=trust --no-locale -E UTF8 >"$DIR/initdb.log" 2>&1 \
         || die "initdb failed; see $DIR/initdb.log"
+    local ssl=off
+    if command -v openssl >/dev/null; then
+        make_certificates
+        ssl=on
+    fi
     cat >>"$DATA/postgresql.conf" <<EOF
 
 # test-cluster.sh: a throwaway cluster for tests.
@@ -120,6 +144,9 @@ max_connections = 300
 fsync = off
 synchronous_commit = off
 full_page_writes = off
+ssl = $ssl
+ssl_cert_file = '$DIR/tls/server.crt'
+ssl_key_file = '$DIR/tls/server.key'
 EOF
     cat >"$DATA/pg_hba.conf" <<EOF
 # test-cluster.sh: trust on the cluster's own socket and from 127.0.0.1 only; nothing else may connect.
@@ -130,6 +157,7 @@ EOF
         || die "the server did not start; see $DIR/server.log"
     as_owner "$BIN/psql" -h "$DIR" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -q >/dev/null <<EOF
 CREATE ROLE plumb LOGIN CREATEDB;
+GRANT pg_read_all_settings TO plumb;
 CREATE DATABASE plumb OWNER plumb;
 EOF
     touch "$DIR/ready"
