@@ -94,19 +94,78 @@ struct PostgresStoreTests {
         }
     }
 
-    @Test("sslmode: prefer falls back to a plain connection where the server has no TLS; require refuses it", .enabled(if: enabled))
+    /// What the server says of itself: its socket directory and port, whether it offers TLS, and (for a cluster of
+    /// deploy/postgres/test-cluster.sh, whose socket directory is its DIR) the CA that signed its certificate. Nil
+    /// when the server does not say (its user may not read the settings).
+    func server() async -> (socketDirectory: String, port: Int, ssl: Bool, ca: String?)? {
+        guard
+            let row = try? await PostgresStore.maintenance(
+                url: Postgres.serverURL,
+                ["SELECT current_setting('unix_socket_directories'), current_setting('port'), current_setting('ssl')"], logger: testLogger
+            ).first,
+            row.count == 3, let directories = row[0], let port = row[1].flatMap({ Int($0) }), let ssl = row[2]
+        else { return nil }
+        let directory = directories.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        let ca = directory + "/tls/ca.crt"
+        return (directory, port, ssl == "on", FileManager.default.fileExists(atPath: ca) ? ca : nil)
+    }
+
+    /// `url` with `sslmode=disable` replaced by `query` and the host by `host`.
+    func variant(_ url: String, host: String = "127.0.0.1", query: String) -> String {
+        url.replacingOccurrences(of: "sslmode=disable", with: query).replacingOccurrences(of: "@127.0.0.1:", with: "@\(host):")
+    }
+
+    @Test(
+        "sslmode: prefer works with or without TLS; require needs it; verify-ca and verify-full check the server's certificate", .enabled(if: enabled)
+    )
     func sslModes() async throws {
-        // The test cluster has no TLS.
         try await Postgres.withDatabase { url in
-            let prefer = url.replacingOccurrences(of: "sslmode=disable", with: "sslmode=prefer")
-            let store = try await PostgresStore.open(url: prefer, passwordFile: nil, logger: testLogger)
-            try await store.ping()
-            await store.close()
-            let require = url.replacingOccurrences(of: "sslmode=disable", with: "sslmode=require")
-            await #expect {
-                try await PostgresStore.open(url: require, passwordFile: nil, logger: testLogger)
-            } throws: { error in
-                "\(error)".contains("cannot connect to 127.0.0.1:") && "\(error)".contains("sslUnsupported")
+            func opens(_ url: String) async throws {
+                let store = try await PostgresStore.open(url: url, passwordFile: nil, logger: testLogger)
+                try await store.ping()
+                await store.close()
+            }
+            func refused(_ url: String, _ because: String) async {
+                await #expect {
+                    try await PostgresStore.open(url: url, passwordFile: nil, logger: testLogger)
+                } throws: { error in
+                    "\(error)".contains(because)
+                }
+            }
+            try await opens(variant(url, query: "sslmode=prefer"))
+            guard let server = await server() else { return }
+            guard server.ssl else {
+                await refused(variant(url, query: "sslmode=require"), "sslUnsupported")
+                return
+            }
+            try await opens(variant(url, query: "sslmode=require"))
+            guard let ca = server.ca else { return }  // TLS, but not the test cluster's CA
+            try await opens(variant(url, query: "sslmode=verify-ca&sslrootcert=\(ca)"))
+            try await opens(variant(url, host: "localhost", query: "sslmode=verify-full&sslrootcert=\(ca)"))
+            // The system's trust roots do not know the test CA; a CA file that is not there is said so.
+            await refused(variant(url, host: "localhost", query: "sslmode=verify-full"), "cannot connect to localhost:")
+            await refused(variant(url, query: "sslmode=verify-ca&sslrootcert=\(ca).missing"), "TLS (sslmode=verify-ca)")
+        }
+    }
+
+    @Test("a Unix socket: the directory in host=, or percent-encoded as the host", .enabled(if: enabled))
+    func unixSocket() async throws {
+        guard let server = await server(), !server.socketDirectory.isEmpty else { return }
+        try await Postgres.withDatabase { url in
+            let database = String(url[url.index(after: url.lastIndex(of: "/")!)...].prefix { $0 != "?" })
+            let encoded = server.socketDirectory.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "-._~")))!
+            for socketURL in [
+                "postgres://plumb@/\(database)?host=\(server.socketDirectory)&port=\(server.port)",
+                "postgresql://plumb@\(encoded):\(server.port)/\(database)",
+            ] {
+                let store = try await PostgresStore.open(url: socketURL, passwordFile: nil, logger: testLogger)
+                try await store.ping()
+                #expect(store.summary == "postgres plumb@\(server.socketDirectory):\(server.port)/\(database)")
+                #expect(try await store.marks().topologyVersion == 0)
+                let leadership = store.leadership(collectorId: "c-socket")
+                #expect(await leadership.acquireOrConfirm(now: 1))
+                await leadership.release()
+                await store.close()
             }
         }
     }
