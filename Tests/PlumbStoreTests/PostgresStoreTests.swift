@@ -221,6 +221,28 @@ struct PostgresStoreTests {
         }
     }
 
+    @Test("a report the server refuses fails alone: the batch it came in is retried report by report", .enabled(if: enabled))
+    func badReportFailsAlone() async throws {
+        try await withStores(1) { _, stores in
+            let store = stores[0]
+            try await store.saveAgent(agentRecord("a-1"))
+            // PostgreSQL's text cannot hold a NUL character: the server refuses that body.
+            let outcomes = await withTaskGroup(of: (Int64, Bool).self) { group in
+                for sequence in Int64(1)...20 {
+                    group.addTask {
+                        let body = sequence == 7 ? "{\"nul\": \"\u{0000}\"}" : nil
+                        return (sequence, (try? await store.ingest(report("a-1", sequence, at: sequence), body: body, receivedAt: 100)) == .stored)
+                    }
+                }
+                var all: [Int64: Bool] = [:]
+                for await (sequence, stored) in group { all[sequence] = stored }
+                return all
+            }
+            #expect(outcomes.filter { !$0.value }.map(\.key) == [7])
+            #expect(Set(try await store.feed(after: FeedCursor(), limit: 100).map(\.sequence)) == Set((1...20).filter { $0 != 7 }))
+        }
+    }
+
     @Test("claims from two collectors at once never hand one delivery to both; a lapsed lease offers it again", .enabled(if: enabled))
     func concurrentClaims() async throws {
         try await withStores(2) { _, stores in

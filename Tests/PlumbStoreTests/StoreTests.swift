@@ -59,7 +59,7 @@ struct StoreContractTests {
         }
     }
 
-    @Test("a report's body is kept as received; a report that is not valid for the store fails alone", arguments: Backend.available)
+    @Test("a report's body is kept as received; a report of an agent the store does not know is stored all the same", arguments: Backend.available)
     func bodies(backend: Backend) async throws {
         try await withStore(backend) { store, _ in
             let first = report("a-1", 1, at: 1_000)
