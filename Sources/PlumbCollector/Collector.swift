@@ -82,7 +82,8 @@ public actor Collector {
 
     static func defaultId(port: Int) -> String {
         var name = [CChar](repeating: 0, count: 256)
-        let host = gethostname(&name, name.count) == 0 ? String(cString: name) : "collector"
+        let host =
+            gethostname(&name, name.count) == 0 ? String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "collector"
         return "\(host):\(port)"
     }
 

@@ -138,7 +138,7 @@ public actor PostgresStore: Store {
 
     /// Maintenance and tests, not API: runs `statements` in order on a connection of its own to the database at `url`
     /// (no pool, no migration) and returns the rows of the last one, each column read as text (cast with `::text`).
-    static func maintenance(url: String, _ statements: [String], logger: Logger) async throws -> [[String?]] {
+    public static func maintenance(url: String, _ statements: [String], logger: Logger) async throws -> [[String?]] {
         let target = try Target(url: url, passwordFile: nil)
         let connection = try await PostgresSupport.connect(target.connection, timeout: connectTimeout, logger: logger)
         do {

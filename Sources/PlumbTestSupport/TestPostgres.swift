@@ -15,10 +15,14 @@ public enum TestPostgres {
             FileManager.default.isExecutableFile(atPath: script)
         else { return nil }
         let directory = NSTemporaryDirectory() + "plumb-test-pg-\(getpid())"
-        guard let output = run([script, "start", directory]), let url = output.split(separator: "\n").last.map(String.init),
-            url.hasPrefix("postgres://")
+        // system(3), not Foundation's Process: waiting for a child inside a static initializer hangs there.
+        let output = directory + ".url"
+        defer { unlink(output) }
+        guard system("/bin/bash '\(script)' start '\(directory)' >'\(output)' 2>/dev/null") == 0,
+            let text = try? String(contentsOfFile: output, encoding: .utf8),
+            let url = text.split(separator: "\n").last.map(String.init), url.hasPrefix("postgres://")
         else {
-            _ = run([script, "stop", directory])
+            _ = system("/bin/bash '\(script)' stop '\(directory)' >/dev/null 2>&1")
             return nil
         }
         startedDirectory.withLock { $0 = directory }
@@ -44,26 +48,13 @@ public enum TestPostgres {
     private static let script: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("deploy/postgres/test-cluster.sh").path
 
+    /// At exit, with `system(3)` too.
     private static func stopStarted() {
         guard
             let directory = startedDirectory.withLock({ value -> String? in
                 defer { value = nil }; return value
             })
         else { return }
-        _ = run([script, "stop", directory])
-    }
-
-    private static func run(_ arguments: [String]) -> String? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return nil }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { return nil }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        _ = system("/bin/bash '\(script)' stop '\(directory)' >/dev/null 2>&1")
     }
 }

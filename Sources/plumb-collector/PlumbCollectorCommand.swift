@@ -88,7 +88,9 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardError.write(Data("plumb-collector: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        logger.info("listening", metadata: ["address": "\(settings.host):\(settings.port)", "store": "\(settings.isPostgres ? settings.database : settings.sqlitePath)"])
+        logger.info(
+            "listening",
+            metadata: ["address": "\(settings.host):\(settings.port)", "store": "\(settings.isPostgres ? settings.database : settings.sqlitePath)"])
         try await app.runService()
     }
 }
