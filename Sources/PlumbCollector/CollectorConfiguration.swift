@@ -271,7 +271,7 @@ public struct CollectorConfiguration: Sendable {
         if evaluationIntervalSeconds < 0.1 { problems.append("\(source): evaluation.intervalSeconds must be at least 0.1") }
         if isPostgres, Self.urlHasPassword(database) {
             problems.append(
-                "\(source): the database URL carries a password; put it in a file (database.passwordFile, PLUMB_DB_PASSWORD_FILE) or PGPASSWORD instead"
+                "\(source): the database URL carries a password; put it in a file (databasePasswordFile, PLUMB_DB_PASSWORD_FILE) or PGPASSWORD instead"
             )
         }
         if !problems.isEmpty { throw Invalid(problems: problems) }
