@@ -59,7 +59,14 @@ public struct EvaluationService: Service {
 public func buildApplication(
     configuration: CollectorConfiguration, logger: Logger, registry: PrometheusCollectorRegistry
 ) async throws -> some ApplicationProtocol {
-    let store = try await openStore(configuration: configuration, logger: logger)
+    try await buildApplication(
+        configuration: configuration, store: try await openStore(configuration: configuration, logger: logger), logger: logger, registry: registry)
+}
+
+/// The whole collector over a store opened by the caller (any `Store`: SQLite, PostgreSQL).
+public func buildApplication(
+    configuration: CollectorConfiguration, store: any Store, logger: Logger, registry: PrometheusCollectorRegistry
+) async throws -> some ApplicationProtocol {
     let collector = Collector(store: store, configuration: configuration, logger: logger)
     try await collector.start(now: wallClockMilliseconds())
     let router = buildRouter(collector: collector, configuration: configuration, registry: registry)
