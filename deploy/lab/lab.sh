@@ -9,7 +9,8 @@
 #   deploy/lab/lab.sh demo     up, the live matrix, a NAT failure, its alert and webhook, the repair, down
 #
 # Needs root, iproute2, iptables, haproxy, setpriv, sqlite3, curl and jq. Every address lives inside the
-# namespaces the lab creates (all named pl-*); the root namespace gets no interface, route or rule.
+# namespaces the lab creates (all named pl-*); the root namespace gets no interface, route or rule. Scenario 11 needs
+# prometheus-alertmanager, scenario 12 PostgreSQL 15 (deploy/postgres/test-cluster.sh); without them those fail.
 # Environment: PLUMB_BIN (directory with the built binaries; default: swift build's), PLUMB_LAB_STATE
 # (default /tmp/plumb-lab), PLUMB_LAB_SCENARIOS (e.g. "2 5" to run only those), PLUMB_LAB_STEADY_SECONDS
 # (scenario 1's length, default 120), PLUMB_LAB_MODEL (default deploy/lab/lab.yaml).
