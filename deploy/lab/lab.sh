@@ -9,7 +9,8 @@
 #   deploy/lab/lab.sh demo     up, the live matrix, a NAT failure, its alert and webhook, the repair, down
 #
 # Needs root, iproute2, iptables, haproxy, setpriv, sqlite3, curl and jq. Every address lives inside the
-# namespaces the lab creates (all named pl-*); the root namespace gets no interface, route or rule.
+# namespaces the lab creates (all named pl-*); the root namespace gets no interface, route or rule. Scenario 11 needs
+# prometheus-alertmanager, scenario 12 PostgreSQL 15 (deploy/postgres/test-cluster.sh); without them those fail.
 # Environment: PLUMB_BIN (directory with the built binaries; default: swift build's), PLUMB_LAB_STATE
 # (default /tmp/plumb-lab), PLUMB_LAB_SCENARIOS (e.g. "2 5" to run only those), PLUMB_LAB_STEADY_SECONDS
 # (scenario 1's length, default 120), PLUMB_LAB_MODEL (default deploy/lab/lab.yaml).
@@ -28,6 +29,8 @@ INET_LINK_INET=203.0.113.1
 RECEIVER_PORT=9099
 AM_PORT=19093          # the lab's Alertmanager, in the collector's namespace
 AM_RESOLVE_TIMEOUT=20s
+# Scenario 12's two collectors on PostgreSQL, each on a port of the collector namespace's loopback, behind haproxy.
+CLUSTER_IDS=(collector-a collector-b)
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() { printf 'lab: %s\n' "$*" >&2; exit 1; }
@@ -335,6 +338,65 @@ start_receiver() {
 start_agent() { start "agent-$1" "$NS$1" --as-nobody "$BIN/plumb-agent" --config "$STATE/agents/$1.yaml" --log-level notice; }
 
 # ---------------------------------------------------------------------------------------------------------------
+# Two collectors on PostgreSQL (scenario 12): a throwaway PostgreSQL cluster (deploy/postgres/test-cluster.sh) in the
+# collector's namespace, listening on its loopback; collectors collector-a and collector-b on 127.0.0.1:18443 and
+# :18444 there, with the lab's collector.yaml and --db, --id, --listen; haproxy (HTTP, round robin, GET /readyz)
+# on the address and port the agents use as their collector URL. `down` stops all of it.
+
+PG_DIR_NAME=postgres # under $STATE
+cluster_port() { # cluster_port ID
+    case $1 in
+        collector-a) echo 18443 ;;
+        collector-b) echo 18444 ;;
+        *) die "no collector $1" ;;
+    esac
+}
+postgres_start() { # starts the cluster (the server forks from pg_ctl and stays in the namespace); prints its URL
+    ip netns exec "${NS}collector" "$ROOT/deploy/postgres/test-cluster.sh" start "$STATE/$PG_DIR_NAME" 2>>"$STATE/logs/postgres.log"
+}
+postgres_stop() { # stops the cluster and removes its directory; nothing to do when there is none
+    [[ -e $STATE/$PG_DIR_NAME ]] || return 0
+    "$ROOT/deploy/postgres/test-cluster.sh" stop "$STATE/$PG_DIR_NAME" >>"$STATE/logs/postgres.log" 2>&1 ||
+        log "stopping the PostgreSQL cluster failed; see $STATE/logs/postgres.log"
+}
+start_cluster_collector() { # start_cluster_collector ID DATABASE_URL
+    start "$1" "${NS}collector" "$BIN/plumb-collector" serve --config "$STATE/collector.yaml" --db "$2" --id "$1" \
+        --listen "127.0.0.1:$(cluster_port "$1")"
+}
+cluster_collector_ready() { ip netns exec "${NS}collector" curl -sf --max-time 2 "http://127.0.0.1:$(cluster_port "$1")/readyz" >/dev/null 2>&1; }
+start_collector_haproxy() {
+    local id
+    {
+        echo "global"
+        echo "    maxconn 512"
+        echo "defaults"
+        echo "    mode http"
+        echo "    timeout connect 1s"
+        echo "    timeout client 30s"
+        echo "    timeout server 10s"
+        echo "    timeout http-keep-alive 10s"
+        # A connection refused (a collector just died, not yet marked down) is tried again on the other one.
+        echo "    retries 3"
+        echo "    option redispatch 1"
+        echo "frontend collector"
+        echo "    bind $(collector_address):$(collector_port)"
+        echo "    default_backend collectors"
+        echo "backend collectors"
+        echo "    balance roundrobin"
+        echo "    option httpchk GET /readyz"
+        echo "    http-check expect status 200"
+        for id in "${CLUSTER_IDS[@]}"; do
+            echo "    server $id 127.0.0.1:$(cluster_port "$id") check inter 1s fall 2 rise 2"
+        done
+    } >"$STATE/collector.haproxy.cfg"
+    start collector-haproxy "${NS}collector" haproxy -db -f "$STATE/collector.haproxy.cfg"
+}
+direct() { # direct ID PATH: one collector's API, not through haproxy
+    ip netns exec "${NS}collector" curl -sf --max-time 3 -H "Authorization: Bearer $(cat "$STATE/operator-token")" \
+        "http://127.0.0.1:$(cluster_port "$1")$2"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
 # The collector's API, from inside the collector's namespace (the root namespace has no route into the lab).
 
 api() { # api PATH
@@ -390,6 +452,7 @@ down() {
             kill -KILL "${pids[@]}" 2>/dev/null || true
         fi
     fi
+    postgres_stop # scenario 12's cluster, if any: before the namespaces go (it runs in one)
     local ns pid
     for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$NS" || true); do
         # Anything still running inside one of the lab's namespaces is the lab's: stop it by its pid.

@@ -396,6 +396,139 @@ scenario_alertmanager() {
     check "exactly one nat_failure and nothing else fired" only_fired "$mark" nat_failure "$NAT_ID"
 }
 
+# --- 12 ----------------------------------------------------------------------------------------------------------
+# Two collectors on one PostgreSQL database behind haproxy; the leader is killed mid-fault. The last scenario: it
+# leaves the cluster, both collectors and their haproxy running, and `down` stops them (also when it fails).
+collector_role() { direct "$1" /v1/status | jq -r .role; }
+leaders() { # the collectors that say they lead, each asked directly
+    local id
+    for id in "${CLUSTER_IDS[@]}"; do
+        if [[ $(collector_role "$id" 2>/dev/null) == leader ]]; then echo "$id"; fi
+    done
+}
+one_leader() { [[ $(leaders | wc -l) == 1 ]]; }
+hears_agents() { # hears_agents ID N: collector ID has heard from N agents within 5 s
+    [[ $(direct "$1" /v1/agents | jq '[.agents[] | select(.silentForSeconds < 5)] | length') -ge $2 ]]
+}
+leader_gauge() { direct "$1" /metrics | awk '$1 == "plumb_collector_leader" {printf "%d", $2; exit}'; } # a gauge: "1.0"
+ingested() { direct "$1" /metrics | awk '$1 == "plumb_reports_ingested_total" {printf "%d", $2; found = 1; exit} END {if (!found) print 0}'; }
+matrix_agrees_at() { # matrix_agrees_at ID
+    local matrix
+    matrix=$(direct "$1" /v1/matrix)
+    [[ $(jq .disagreeing <<<"$matrix") == 0 && $(jq .unknown <<<"$matrix") == 0 && $(jq .agreeing <<<"$matrix") -gt 0 ]]
+}
+alert_open_at() { # alert_open_at ID ALERT_ID: collector ID lists the alert as firing
+    [[ $(direct "$1" "/v1/alerts?status=firing" | jq --arg id "$2" '[.alerts[] | select(.id == $id)] | length') == 1 ]]
+}
+alert_events() { # alert_events MARK EVENT ALERT_ID: how many EVENT webhooks for the alert since MARK
+    hooks_since "$1" | jq -r --arg e "$2" --arg id "$3" 'select(.event == $e and .payload.alert.id == $id) | .key' | wc -l
+}
+refused_tokens() { # how many times the agents logged a refused token (they then register again)
+    cat "$STATE"/logs/agent-*.log 2>/dev/null | grep -c 'refused the agent token' || true
+}
+agent_warnings() { cat "$STATE"/logs/agent-*.log 2>/dev/null | grep -c ' warning ' || true; }
+scenario_two_collectors() {
+    local mark expected url id switched refused
+    expected=$(agent_instances | wc -l)
+    mark=$(hook_count)
+    refused=$(refused_tokens)
+    log "  the SQLite collector stops; a PostgreSQL cluster, ${CLUSTER_IDS[*]} and haproxy start in ${NS}collector"
+    switched=$(now_ms)
+    stop collector
+    if ! url=$(postgres_start); then
+        log "  the PostgreSQL cluster did not start: $(tail -n 3 "$STATE/logs/postgres.log" | tr '\n' ' ')"
+        return 1
+    fi
+    # One after the other: the first applies the migrations and stores the model, the second finds both.
+    for id in "${CLUSTER_IDS[@]}"; do
+        start_cluster_collector "$id" "$url"
+        wait_for 30 "$id ready" cluster_collector_ready "$id" || {
+            log "  $id did not start: $(tail -n 3 "$STATE/logs/$id.log" | tr '\n' ' ')"
+            return 1
+        }
+    done
+    start_collector_haproxy
+    wait_for 10 "haproxy forwards to the collectors" collector_ready || return 1
+    log "  $url; collectors on 127.0.0.1:$(cluster_port "${CLUSTER_IDS[0]}") and :$(cluster_port "${CLUSTER_IDS[1]}"), haproxy at $(collector_url)"
+
+    # The agents' tokens are unknown to the new database: they get 401 and register again, through haproxy.
+    local leader follower
+    wait_for 20 "one collector leads" one_leader || {
+        log "  leaders: $(leaders | tr '\n' ' ')"
+        return 1
+    }
+    leader=$(leaders)
+    for id in "${CLUSTER_IDS[@]}"; do [[ $id == "$leader" ]] || follower=$id; done
+    if ! wait_for 90 "all $expected agents report to the new store" hears_agents "$leader" "$expected"; then
+        log "  $leader hears from $(direct "$leader" /v1/agents | jq '[.agents[] | select(.silentForSeconds < 5)] | length') agents"
+        return 1
+    fi
+    log "  all $expected agents registered again and report, $(awk -v n="$(now_ms)" -v s="$switched" 'BEGIN {printf "%.1f", (n - s) / 1000}') s after the switch ($(($(refused_tokens) - refused)) refused tokens logged by the agents)"
+    check "$follower hears from every agent too" wait_for 10 "$follower hears from the agents" hears_agents "$follower" "$expected"
+    check "the live matrix equals the expected one at $leader" wait_for 60 "the matrix agrees at $leader" matrix_agrees_at "$leader"
+    check "exactly one collector leads" one_leader
+    check "$follower names $leader as the leader" test "$(direct "$follower" /v1/status | jq -r .leaderId)" = "$leader"
+    check "$leader says plumb_collector_leader 1" test "$(leader_gauge "$leader")" = 1
+    check "$follower says plumb_collector_leader 0" test "$(leader_gauge "$follower")" = 0
+    check "no webhook across the switch" test "$(hooks_since "$mark" | wc -l)" = 0
+    check "both collectors take reports through haproxy" test "$(ingested "$follower")" -gt 0 -a "$(ingested "$leader")" -gt 0
+    log "  $leader leads, $follower follows; reports ingested: $leader $(ingested "$leader"), $follower $(ingested "$follower")"
+
+    # A fault, then the leader dies while its alert is open.
+    local fault_mark started alert_id killed took=
+    fault_mark=$(hook_count)
+    started=$(now_ms)
+    log "  the NAT stops forwarding"
+    nat_fault forwarding break
+    if ! detected cluster-nat "$fault_mark" nat_failure "$NAT_ID" "$started" $((K * INTERVAL_S + 5)); then
+        nat_fault forwarding repair
+        return 1
+    fi
+    alert_id=$(hooks_since "$fault_mark" | jq -r 'select(.event == "firing" and .payload.alert.kind == "nat_failure") | .payload.alert.id' | head -1)
+    local before_follower refused_before warnings_before
+    before_follower=$(ingested "$follower")
+    refused_before=$(refused_tokens)
+    warnings_before=$(agent_warnings)
+    log "  SIGKILL to the leader $leader (pid $(cat "$STATE/pids/$leader.pid")), alert $alert_id open"
+    killed=$(now_ms)
+    stop "$leader" KILL
+    while (($(now_ms) - killed < 30000)); do
+        if [[ $(collector_role "$follower" 2>/dev/null) == leader ]]; then
+            took=$(($(now_ms) - killed))
+            break
+        fi
+        sleep 0.1
+    done
+    if [[ -n $took ]]; then
+        FAILOVER="$(awk -v t="$took" 'BEGIN {printf "%.1f", t / 1000}') s"
+        log "  $follower leads $FAILOVER after the SIGKILL"
+        check "$follower leads within 10 s" test "$took" -le 10000
+        check "$follower says plumb_collector_leader 1" test "$(leader_gauge "$follower")" = 1
+        check "$follower names itself as the leader" test "$(direct "$follower" /v1/status | jq -r .leaderId)" = "$follower"
+    else
+        log "  $follower does not lead 30 s after the SIGKILL"
+        SCENARIO_OK=0
+    fi
+    check "$follower keeps the alert open" wait_for 10 "the open alert at $follower" alert_open_at "$follower" "$alert_id"
+    # Held 15 s more: long enough for a new leader that forgot the alert to fire it again.
+    sleep 15
+    check "$follower hears from every agent through haproxy" hears_agents "$follower" "$expected"
+    check "$follower's ingest goes on" test "$(ingested "$follower")" -gt "$before_follower"
+    log "  reports ingested by $follower: $before_follower at the kill, $(ingested "$follower") now; agents' warnings since: $(($(agent_warnings) - warnings_before))"
+    # Tokens issued by either collector are good at the other: none refused once the agents had registered.
+    check "no agent token refused after the kill" test "$(refused_tokens)" = "$refused_before"
+    local repaired
+    repaired=$(now_ms)
+    nat_fault forwarding repair
+    resolved "$fault_mark" nat_failure "$NAT_ID" "$repaired"
+    settle
+    sleep 5 # a second delivery of either event would come within the receivers' backoff
+    check "one firing webhook for alert $alert_id" test "$(alert_events "$fault_mark" firing "$alert_id")" = 1
+    check "its resolution delivered once" test "$(alert_events "$fault_mark" resolved "$alert_id")" = 1
+    check "the agents still report through haproxy" hears_agents "$follower" "$expected"
+    check "exactly one nat_failure and nothing else fired" only_fired "$mark" nat_failure "$NAT_ID"
+}
+
 # -------------------------------------------------------------------------------------------------------------------
 
 run_tests() {
@@ -430,6 +563,7 @@ run_tests() {
     run_scenario 9 "the internal load balancer dies" scenario_lb
     run_scenario 10 "the NAT flaps: ten times 3 s down, 3 s up" scenario_flapping_nat
     run_scenario 11 "a real Alertmanager receiver keeps a long fault active" scenario_alertmanager
+    run_scenario 12 "two collectors on PostgreSQL behind haproxy; the leader killed mid-fault" scenario_two_collectors
     ((FAILED == 0)) || show_logs
     down
     trap - EXIT
@@ -441,6 +575,7 @@ run_tests() {
         FAILED=$((FAILED + 1))
     fi
     log "detection latencies: ${LATENCIES[*]:-none}"
+    if [[ -n ${FAILOVER:-} ]]; then log "failover (scenario 12, SIGKILL to the other collector leading): $FAILOVER"; fi
     log "lab run time: $(($(date +%s) - began)) s"
     echo "$PASSED passed, $FAILED failed"
     ((FAILED == 0))
@@ -449,7 +584,7 @@ run_tests() {
 show_logs() {
     [[ -d $STATE/logs ]] || return 0
     local file
-    for file in "$STATE"/logs/collector.log "$STATE"/logs/agent-*.log; do
+    for file in "$STATE"/logs/collector*.log "$STATE"/logs/postgres.log "$STATE/$PG_DIR_NAME/server.log" "$STATE"/logs/agent-*.log; do
         [[ -s $file ]] || continue
         echo "---- last lines of $(basename "$file")"
         tail -n 6 "$file"
