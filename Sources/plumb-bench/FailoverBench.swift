@@ -1,8 +1,9 @@
 // plumb-bench failover: how long several collectors on PostgreSQL go without a leader when the leader dies. Per run,
 // two real `plumb-collector` processes (the binary beside this one, unless --collector says otherwise) on one fresh
-// database; once one leads and the other follows, the leader gets SIGKILL, and the benchmark polls the survivor's
-// `GET /v1/status` (every 10 ms) until it says `role: leader`, and the server's `pg_stat_activity` until the dead
-// leader's lock session is gone. Prints each run, then min / median / max against the target (<= 10 s).
+// database; once one leads and the other follows, and 1–2 s later (a random moment in the follower's 1 s sync
+// interval), the leader gets SIGKILL. The benchmark then polls the survivor's `GET /v1/status` (every 10 ms) until it
+// says `role: leader`, and the server's `pg_stat_activity` until the dead leader's lock session is gone. Prints each
+// run, then min / median / max against the target (<= 10 s).
 //
 //   swift build -c release --product plumb-collector && swift build -c release --product plumb-bench
 //   .build/release/plumb-bench failover --db postgres://USER@HOST:PORT/DB [--runs N] [--collector PATH] [--model FILE]
@@ -101,6 +102,9 @@ enum FailoverBench {
             }
         }
         let (leader, survivor) = (ids[0], ids[1])
+        // The follower has just synced; a random moment in its next 1 s sync interval (plus one), as a real death
+        // would fall.
+        try await Task.sleep(for: .milliseconds(1_000 + Int.random(in: 0..<1_000)))
         let killed = ContinuousClock.now
         children.kill(pids[leader]!)
         pids[leader] = nil
