@@ -98,8 +98,16 @@ enum PostgresBench {
         var detail: String
         var usage: Usage
 
+        /// The figures on one line, then the CPU per result and the rate the machine's cores would allow at that cost.
         func line(_ name: String) -> String {
-            String(format: "  %@: %d results in %.1f s = %.0f results/s", name, results, seconds, resultsPerSecond) + " (\(detail)); \(usage)"
+            let perResult = { (cores: Double) in cores / max(1, resultsPerSecond) * 1e6 }
+            var cost = String(format: "CPU per result: machine %.0f us (this process %.0f", perResult(usage.machine), perResult(usage.process))
+            if let server = usage.server { cost += String(format: ", the server %.0f", perResult(server)) }
+            cost += String(
+                format: "); all %d cores at that cost: %.0f results/s", ProcessInfo.processInfo.activeProcessorCount,
+                Double(ProcessInfo.processInfo.activeProcessorCount) / max(1e-9, usage.machine / max(1, resultsPerSecond)))
+            return String(format: "  %@: %d results in %.1f s = %.0f results/s", name, results, seconds, resultsPerSecond)
+                + " (\(detail));\n    \(usage);\n    \(cost)"
         }
     }
 
