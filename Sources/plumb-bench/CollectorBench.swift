@@ -5,7 +5,7 @@
 //
 //   swift build -c release --product plumb-bench
 //   .build/release/plumb-bench collector [--agents N] [--results N] [--seconds S] [--pairs N] [--workers N]
-//       [--db postgres://USER@HOST:PORT/DB] [--evaluate] [--raw-connections N] [--size-agents N] [--size-minutes M]
+//       [--db postgres://USER@HOST:PORT/DB] [--rounds N] [--evaluate] [--raw-connections N] [--size-agents N] [--size-minutes M]
 import CPlumbSys
 import Foundation
 import Hummingbird
@@ -31,7 +31,7 @@ enum CollectorBench {
         var workers = 16
         var postgres = PostgresBench.Options()
         let usage =
-            "usage: plumb-bench collector [--agents N] [--results N] [--seconds S] [--pairs N] [--workers N] [--db postgres://…] [--evaluate] [--raw-connections N] [--size-agents N] [--size-minutes M]"
+            "usage: plumb-bench collector [--agents N] [--results N] [--seconds S] [--pairs N] [--workers N] [--db postgres://…] [--evaluate] [--raw-connections N] [--size-agents N] [--size-minutes M] [--rounds N]"
         var iterator = arguments.makeIterator()
         while let flag = iterator.next() {
             if flag == "--evaluate" {
@@ -48,6 +48,7 @@ enum CollectorBench {
             case ("--raw-connections", let value?): postgres.rawConnections = Int(value) ?? postgres.rawConnections
             case ("--size-agents", let value?): postgres.sizeAgents = Int(value) ?? postgres.sizeAgents
             case ("--size-minutes", let value?): postgres.sizeMinutes = Double(value) ?? postgres.sizeMinutes
+            case ("--rounds", let value?): postgres.rounds = max(1, Int(value) ?? postgres.rounds)
             default: fatalError(usage)
             }
         }
