@@ -4,7 +4,7 @@
 // raw batched insert, and the database's size per agent is measured (see PostgresBench.swift).
 //
 //   swift build -c release --product plumb-bench
-//   .build/release/plumb-bench collector [--agents N] [--results N] [--seconds S] [--pairs N] [--workers N]
+//   .build/release/plumb-bench collector [--agents N] [--results N] [--seconds S] [--pairs N] [--workers N] [--client curl|keepalive]
 //       [--db postgres://USER@HOST:PORT/DB] [--rounds N] [--evaluate] [--raw-connections N] [--size-agents N] [--size-minutes M]
 import CPlumbSys
 import Foundation
@@ -30,8 +30,9 @@ enum CollectorBench {
         var pairTarget = 500_000
         var workers = 16
         var postgres = PostgresBench.Options()
+        var client = Client.curl
         let usage =
-            "usage: plumb-bench collector [--agents N] [--results N] [--seconds S] [--pairs N] [--workers N] [--db postgres://…] [--evaluate] [--raw-connections N] [--size-agents N] [--size-minutes M] [--rounds N]"
+            "usage: plumb-bench collector [--agents N] [--results N] [--seconds S] [--pairs N] [--workers N] [--db postgres://…] [--evaluate] [--raw-connections N] [--size-agents N] [--size-minutes M] [--rounds N] [--client curl|keepalive]"
         var iterator = arguments.makeIterator()
         while let flag = iterator.next() {
             if flag == "--evaluate" {
@@ -49,6 +50,9 @@ enum CollectorBench {
             case ("--size-agents", let value?): postgres.sizeAgents = Int(value) ?? postgres.sizeAgents
             case ("--size-minutes", let value?): postgres.sizeMinutes = Double(value) ?? postgres.sizeMinutes
             case ("--rounds", let value?): postgres.rounds = max(1, Int(value) ?? postgres.rounds)
+            case ("--client", let value?):
+                guard let chosen = Client(rawValue: value) else { fatalError(usage) }
+                client = chosen
             default: fatalError(usage)
             }
         }
@@ -136,7 +140,7 @@ enum CollectorBench {
 
         let load = IngestLoad(
             topology: topology, plans: plans, agents: placements.prefix(agents).map(\.agentId), resultsPerReport: resultsPerReport, seconds: seconds,
-            workers: workers)
+            workers: workers, client: client)
         if postgres.url != nil {
             try await PostgresBench.run(load, options: postgres)
         } else {
@@ -165,7 +169,7 @@ enum CollectorBench {
         let templates = try reportTemplates(load)
         let run = await drive(
             IngestWork(agents: load.agents, templates: templates.split, tokens: tokens, bases: ["http://127.0.0.1:\(configuration.port)"]),
-            workers: load.workers, seconds: load.seconds, resultsPerReport: load.resultsPerReport)
+            workers: load.workers, seconds: load.seconds, resultsPerReport: load.resultsPerReport, client: load.client)
 
         // Baseline: the same rows inserted straight into SQLite (same schema and pragmas), one transaction per report,
         // from one caller: no HTTP, no JSON, no authentication, no pair states.
@@ -175,9 +179,9 @@ enum CollectorBench {
         print(
             String(
                 format:
-                    "  ingest over HTTP: %d reports x %d results in %.1f s = %.0f results/s (p50 %.1f ms, p99 %.1f ms, %d workers); raw SQLite insert of the same rows: %.0f results/s; ratio %.2f",
-                run.reports, load.resultsPerReport, run.elapsed, run.resultsPerSecond, run.p50, run.p99, load.workers, raw,
-                run.resultsPerSecond / max(1, raw)))
+                    "  ingest over HTTP: %d reports x %d results in %.1f s = %.0f results/s (p50 %.1f ms, p99 %.1f ms, %d workers%@); raw SQLite insert of the same rows: %.0f results/s; ratio %.2f",
+                run.reports, load.resultsPerReport, run.elapsed, run.resultsPerSecond, run.p50, run.p99, load.workers,
+                load.client == .curl ? "" : ", kept-open connections", raw, run.resultsPerSecond / max(1, raw)))
     }
 
     /// A logger that says only what is critical (the benchmark prints its own lines).
@@ -260,13 +264,46 @@ enum CollectorBench {
         var p99: Double
     }
 
-    /// `workers` libcurl workers (keep-alive) post reports for every agent in turn for `seconds`; worker `w` posts to
+    /// The load generator's HTTP client.
+    enum Client: String {
+        /// `Curl.perform`, as the agent posts its reports (a new easy handle, and so a new connection, per request).
+        case curl
+        /// `KeepAliveClient`: one kept-open connection per worker.
+        case keepalive
+    }
+
+    /// `workers` workers post reports for every agent in turn for `seconds`; worker `w` posts to
     /// `work.bases[w % bases.count]`.
-    static func drive(_ work: IngestWork, workers: Int, seconds: Double, resultsPerReport: Int) async -> IngestRun {
+    static func drive(_ work: IngestWork, workers: Int, seconds: Double, resultsPerReport: Int, client: Client = .curl) async -> IngestRun {
         let started = ContinuousClock.now
         let deadline = started + .milliseconds(Int(seconds * 1000))
+        // Keep-alive workers block on their sockets, each on a thread of its own.
+        let threads = client == .keepalive ? BlockingPool(threads: workers, name: "bench-http") : nil
         let parts = await withTaskGroup(of: (latencies: [Double], failures: Int).self) { group in
             for worker in 0..<workers {
+                if let threads {
+                    group.addTask {
+                        await threads.run {
+                            let base = work.bases[worker % work.bases.count]
+                            let connection = KeepAliveClient(port: Int(base.split(separator: ":").last ?? "") ?? 0)
+                            var latencies: [Double] = []
+                            var failures = 0
+                            var index = worker
+                            while ContinuousClock.now < deadline {
+                                let (agent, body, token) = work.next(index)
+                                index += workers
+                                let sent = ContinuousClock.now
+                                if connection.post(path: "/v1/agents/\(agent)/reports", token: token, body: body) == 200 {
+                                    latencies.append(Double((ContinuousClock.now - sent) / .microseconds(1)) / 1000)
+                                } else {
+                                    failures += 1
+                                }
+                            }
+                            return (latencies, failures)
+                        }
+                    }
+                    continue
+                }
                 group.addTask {
                     var latencies: [Double] = []
                     var failures = 0
@@ -357,6 +394,7 @@ struct IngestLoad {
     var resultsPerReport: Int
     var seconds: Double
     var workers: Int
+    var client: CollectorBench.Client = .curl
 }
 
 /// The load generator's shared, read-only inputs.

@@ -176,15 +176,17 @@ enum PostgresBench {
             let work = IngestWork(
                 agents: load.agents, templates: templates, tokens: tokens, bases: collectors.map { "http://127.0.0.1:\($0.configuration.port)" })
             let before = try await Snapshot(server: server, database: url)
-            let run = await CollectorBench.drive(work, workers: load.workers, seconds: load.seconds, resultsPerReport: load.resultsPerReport)
+            let run = await CollectorBench.drive(
+                work, workers: load.workers, seconds: load.seconds, resultsPerReport: load.resultsPerReport, client: load.client)
             let after = try await Snapshot(server: server, database: url, settle: true)
             await stop()
             let usage = Usage(from: before, to: after)
             return Figures(
                 results: run.reports * load.resultsPerReport, seconds: run.elapsed, resultsPerSecond: run.resultsPerSecond,
                 detail: String(
-                    format: "%d reports, p50 %.1f ms, p99 %.1f ms, %d workers, %d failed; %.1f reports per commit; registered %d agents in %.1f s",
-                    run.reports, run.p50, run.p99, load.workers, run.failures, Double(run.reports) / max(1, usage.commits), load.agents.count,
+                    format: "%d reports, p50 %.1f ms, p99 %.1f ms, %d %@ workers, %d failed; %.1f reports per commit; registered %d agents in %.1f s",
+                    run.reports, run.p50, run.p99, load.workers, load.client.rawValue, run.failures, Double(run.reports) / max(1, usage.commits),
+                    load.agents.count,
                     registerTime),
                 usage: usage)
         } catch {
