@@ -1,8 +1,11 @@
 // plumb-bench collector: plans for N agents, one evaluation over 500,000 pair states, and report ingest through the
-// HTTP API into SQLite, against a raw insert of the same rows in the same run.
+// HTTP API into SQLite, against a raw insert of the same rows in the same run. With `--db postgres://…` (a server whose
+// user may create databases) the ingest is measured on PostgreSQL instead, with one collector and with two, against a
+// raw batched insert, and the database's size per agent is measured (see PostgresBench.swift).
 //
 //   swift build -c release --product plumb-bench
-//   .build/release/plumb-bench collector [--agents N] [--results N] [--seconds S] [--pairs N] [--workers N]
+//   .build/release/plumb-bench collector [--agents N] [--results N] [--seconds S] [--pairs N] [--workers N] [--client curl|keepalive]
+//       [--db postgres://USER@HOST:PORT/DB] [--rounds N] [--evaluate] [--raw-connections N] [--size-agents N] [--size-minutes M]
 import CPlumbSys
 import Foundation
 import Hummingbird
@@ -16,6 +19,7 @@ import PlumbStore
 import PlumbWire
 import Prometheus
 import SQLiteNIO
+import ServiceLifecycle
 import Synchronization
 
 enum CollectorBench {
@@ -25,15 +29,31 @@ enum CollectorBench {
         var seconds = 10.0
         var pairTarget = 500_000
         var workers = 16
+        var postgres = PostgresBench.Options()
+        var client = Client.curl
+        let usage =
+            "usage: plumb-bench collector [--agents N] [--results N] [--seconds S] [--pairs N] [--workers N] [--db postgres://…] [--evaluate] [--raw-connections N] [--size-agents N] [--size-minutes M] [--rounds N] [--client curl|keepalive]"
         var iterator = arguments.makeIterator()
         while let flag = iterator.next() {
+            if flag == "--evaluate" {
+                postgres.evaluate = true
+                continue
+            }
             switch (flag, iterator.next()) {
             case ("--agents", let value?): agents = Int(value) ?? agents
             case ("--results", let value?): resultsPerReport = Int(value) ?? resultsPerReport
             case ("--seconds", let value?): seconds = Double(value) ?? seconds
             case ("--pairs", let value?): pairTarget = Int(value) ?? pairTarget
             case ("--workers", let value?): workers = Int(value) ?? workers
-            default: fatalError("usage: plumb-bench collector [--agents N] [--results N] [--seconds S] [--pairs N] [--workers N]")
+            case ("--db", let value?): postgres.url = value
+            case ("--raw-connections", let value?): postgres.rawConnections = Int(value) ?? postgres.rawConnections
+            case ("--size-agents", let value?): postgres.sizeAgents = Int(value) ?? postgres.sizeAgents
+            case ("--size-minutes", let value?): postgres.sizeMinutes = Double(value) ?? postgres.sizeMinutes
+            case ("--rounds", let value?): postgres.rounds = max(1, Int(value) ?? postgres.rounds)
+            case ("--client", let value?):
+                guard let chosen = Client(rawValue: value) else { fatalError(usage) }
+                client = chosen
+            default: fatalError(usage)
             }
         }
         var options = Options(["plumb-bench"])
@@ -118,57 +138,104 @@ enum CollectorBench {
                     .joined(separator: ", ") + (findings.count > 3 ? ", ..." : ""),
                 evaluations.sorted()[2] * 1000, quietTime * 1000, reconcileTime * 1000))
 
-        try await ingest(
-            topology: topology, plans: plans, agents: Array(placements.prefix(agents).map(\.agentId)), resultsPerReport: resultsPerReport,
-            seconds: seconds,
-            workers: workers)
+        let load = IngestLoad(
+            topology: topology, plans: plans, agents: placements.prefix(agents).map(\.agentId), resultsPerReport: resultsPerReport, seconds: seconds,
+            workers: workers, client: client)
+        if postgres.url != nil {
+            try await PostgresBench.run(load, options: postgres)
+        } else {
+            try await ingest(load)
+        }
     }
 
-    static func ingest(topology: Topology, plans: [String: [PlannedProbe]], agents: [String], resultsPerReport: Int, seconds: Double, workers: Int)
-        async throws
-    {
+    /// Ingest over HTTP into SQLite, and the raw SQLite insert of the same rows.
+    static func ingest(_ load: IngestLoad) async throws {
         let directory = NSTemporaryDirectory() + "plumb-collector-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try ModelWriter.json(topology).write(toFile: directory + "/model.json", atomically: true, encoding: .utf8)
-        var logger = Logger(label: "bench")
-        logger.logLevel = .critical
-        var configuration = CollectorConfiguration()
-        configuration.modelPath = directory + "/model.json"
+        try ModelWriter.json(load.topology).write(toFile: directory + "/model.json", atomically: true, encoding: .utf8)
+        let logger = quietLogger()
+        var configuration = benchConfiguration(modelPath: directory + "/model.json", port: 19_000 + Int.random(in: 0..<1_000))
         configuration.database = directory + "/plumb.sqlite"
-        configuration.host = "127.0.0.1"
-        configuration.port = 19_000 + Int.random(in: 0..<1_000)
-        configuration.operatorToken = "op"
-        configuration.enrollmentToken = "enroll"
-        configuration.maxReportsPerSecondPerAgent = 1_000
         let store = try await SQLiteStore.open(path: configuration.sqlitePath, logger: logger)
         let collector = Collector(store: store, configuration: configuration, logger: logger)
         try await collector.start(now: 1_000)
-        var tokens: [String: String] = [:]
-        let (_, registerTime) = try await measureAsync {
-            for agent in agents {
-                let registration = Registration(
-                    agentId: agent, identity: AgentIdentity(instanceId: agent, interfaces: [], source: .local), agentVersion: "bench",
-                    capabilities: [.tcp],
-                    responderPort: 7471)
-                tokens[agent] = try await collector.register(registration, bearer: "enroll", now: 1_000).agentToken
-            }
-            try await collector.replanIfNeeded(now: 1_000, force: true)
-        }
-        print(String(format: "  registered %d agents in %.2f s (with one replan)", agents.count, registerTime))
-        let app = Application(
-            router: buildRouter(collector: collector, configuration: configuration, registry: PrometheusCollectorRegistry()),
-            configuration: .init(address: .hostname("127.0.0.1", port: configuration.port)), logger: logger)
-        let server = Task { try await app.runService() }
+        let (tokens, registerTime) = try await measureAsync { try await register(load.agents, at: collector) }
+        print(String(format: "  registered %d agents in %.2f s (with one replan)", load.agents.count, registerTime))
+        let server = serve(collector, configuration: configuration, logger: logger)
         defer { server.cancel() }
         try await Task.sleep(for: .milliseconds(500))
 
-        // Report bodies: per agent, its planned probes' results, the sequence filled in per post.
-        let now = wallClockMilliseconds()
-        var templates: [String: String] = [:]
+        let templates = try reportTemplates(load)
+        let run = await drive(
+            IngestWork(agents: load.agents, templates: templates.split, tokens: tokens, bases: ["http://127.0.0.1:\(configuration.port)"]),
+            workers: load.workers, seconds: load.seconds, resultsPerReport: load.resultsPerReport, client: load.client)
+
+        // Baseline: the same rows inserted straight into SQLite (same schema and pragmas), one transaction per report,
+        // from one caller: no HTTP, no JSON, no authentication, no pair states.
+        let raw = try await rawInsertRate(
+            directory: directory, templates: templates.full, agents: load.agents, resultsPerReport: load.resultsPerReport,
+            seconds: min(load.seconds, 5))
+        print(
+            String(
+                format:
+                    "  ingest over HTTP: %d reports x %d results in %.1f s = %.0f results/s (p50 %.1f ms, p99 %.1f ms, %d workers%@); raw SQLite insert of the same rows: %.0f results/s; ratio %.2f",
+                run.reports, load.resultsPerReport, run.elapsed, run.resultsPerSecond, run.p50, run.p99, load.workers,
+                load.client == .curl ? "" : ", kept-open connections", raw, run.resultsPerSecond / max(1, raw)))
+    }
+
+    /// A logger that says only what is critical (the benchmark prints its own lines).
+    static func quietLogger() -> Logger {
+        var logger = Logger(label: "bench")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    /// The collector's settings for the benchmark: tokens `op` and `enroll`, no practical rate limit.
+    static func benchConfiguration(modelPath: String, port: Int) -> CollectorConfiguration {
+        var configuration = CollectorConfiguration()
+        configuration.modelPath = modelPath
+        configuration.host = "127.0.0.1"
+        configuration.port = port
+        configuration.operatorToken = "op"
+        configuration.enrollmentToken = "enroll"
+        configuration.maxReportsPerSecondPerAgent = 1_000
+        return configuration
+    }
+
+    /// Registers every agent at `collector` and replans once; the agents' tokens.
+    static func register(_ agents: [String], at collector: Collector, now: Int64 = 1_000) async throws -> [String: String] {
+        var tokens: [String: String] = [:]
         for agent in agents {
-            let probes = plans[agent] ?? []
-            let results = (0..<resultsPerReport).map { index -> ProbeResult in
+            let registration = Registration(
+                agentId: agent, identity: AgentIdentity(instanceId: agent, interfaces: [], source: .local), agentVersion: "bench",
+                capabilities: [.tcp],
+                responderPort: 7471)
+            tokens[agent] = try await collector.register(registration, bearer: "enroll", now: now).agentToken
+        }
+        try await collector.replanIfNeeded(now: now, force: true)
+        return tokens
+    }
+
+    /// The collector's HTTP API (and, with `services`, its loops) on `configuration`'s port, until cancelled.
+    static func serve(
+        _ collector: Collector, configuration: CollectorConfiguration, logger: Logger, services: [any Service] = []
+    ) -> Task<Void, any Error> {
+        let app = Application(
+            router: buildRouter(collector: collector, configuration: configuration, registry: PrometheusCollectorRegistry()),
+            configuration: .init(address: .hostname("127.0.0.1", port: configuration.port)), services: services, logger: logger)
+        return Task { try await app.runService() }
+    }
+
+    /// Report bodies: per agent, its planned probes' results, the sequence left as `999999999` (`full`) and split
+    /// around it (`split`), so the load generator fills in a new sequence per post.
+    static func reportTemplates(_ load: IngestLoad) throws -> (full: [String: String], split: [String: (prefix: String, suffix: String)]) {
+        let now = wallClockMilliseconds()
+        var full: [String: String] = [:]
+        var split: [String: (prefix: String, suffix: String)] = [:]
+        for agent in load.agents {
+            let probes = load.plans[agent] ?? []
+            let results = (0..<load.resultsPerReport).map { index -> ProbeResult in
                 let probe = probes.isEmpty ? nil : probes[index % probes.count]
                 return ProbeResult(
                     probeId: probe?.id ?? "p\(index)", kind: .tcp, target: probe?.target ?? "10.0.0.1", port: probe?.port ?? 80, startedAtMs: now,
@@ -176,54 +243,100 @@ enum CollectorBench {
                     expected: .reach, timings: ProbeTimings(connectMs: 0.4, totalMs: 0.5))
             }
             let report = Report(agentId: agent, sequence: 999_999_999, createdAtMs: now, results: results)
-            templates[agent] = String(decoding: try JSONEncoder().encode(report), as: UTF8.self)
-        }
-        var split: [String: (prefix: String, suffix: String)] = [:]
-        for (agent, text) in templates {
+            let text = String(decoding: try JSONEncoder().encode(report), as: UTF8.self)
+            full[agent] = text
             let parts = text.split(separator: "999999999", maxSplits: 1, omittingEmptySubsequences: false)
             split[agent] = (String(parts[0]), String(parts[1]))
         }
-        let work = IngestWork(agents: agents, templates: split, tokens: tokens, base: "http://127.0.0.1:\(configuration.port)")
+        return (full, split)
+    }
+
+    /// What one run of the load generator measured.
+    struct IngestRun {
+        /// Reports acknowledged (200).
+        var reports: Int
+        /// Posts that got anything else.
+        var failures: Int
+        var elapsed: Double
+        var resultsPerSecond: Double
+        /// Latency of the acknowledged posts, milliseconds.
+        var p50: Double
+        var p99: Double
+    }
+
+    /// The load generator's HTTP client.
+    enum Client: String {
+        /// `Curl.perform`, as the agent posts its reports (a new easy handle, and so a new connection, per request).
+        case curl
+        /// `KeepAliveClient`: one kept-open connection per worker.
+        case keepalive
+    }
+
+    /// `workers` workers post reports for every agent in turn for `seconds`; worker `w` posts to
+    /// `work.bases[w % bases.count]`.
+    static func drive(_ work: IngestWork, workers: Int, seconds: Double, resultsPerReport: Int, client: Client = .curl) async -> IngestRun {
         let started = ContinuousClock.now
         let deadline = started + .milliseconds(Int(seconds * 1000))
-        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+        // Keep-alive workers block on their sockets, each on a thread of its own.
+        let threads = client == .keepalive ? BlockingPool(threads: workers, name: "bench-http") : nil
+        let parts = await withTaskGroup(of: (latencies: [Double], failures: Int).self) { group in
             for worker in 0..<workers {
+                if let threads {
+                    group.addTask {
+                        await threads.run {
+                            let base = work.bases[worker % work.bases.count]
+                            let connection = KeepAliveClient(port: Int(base.split(separator: ":").last ?? "") ?? 0)
+                            var latencies: [Double] = []
+                            var failures = 0
+                            var index = worker
+                            while ContinuousClock.now < deadline {
+                                let (agent, body, token) = work.next(index)
+                                index += workers
+                                let sent = ContinuousClock.now
+                                if connection.post(path: "/v1/agents/\(agent)/reports", token: token, body: body) == 200 {
+                                    latencies.append(Double((ContinuousClock.now - sent) / .microseconds(1)) / 1000)
+                                } else {
+                                    failures += 1
+                                }
+                            }
+                            return (latencies, failures)
+                        }
+                    }
+                    continue
+                }
                 group.addTask {
                     var latencies: [Double] = []
+                    var failures = 0
                     var index = worker
+                    let base = work.bases[worker % work.bases.count]
                     while ContinuousClock.now < deadline {
                         let (agent, body, token) = work.next(index)
                         index += workers
                         let sent = ContinuousClock.now
                         let response = await Curl.perform(
                             PlumbProbes.HTTPRequest(
-                                method: "POST", url: "\(work.base)/v1/agents/\(agent)/reports",
+                                method: "POST", url: "\(base)/v1/agents/\(agent)/reports",
                                 headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")], body: body, timeoutMs: 30_000,
                                 freshConnection: false))
-                        if response.status == 200 { latencies.append(Double((ContinuousClock.now - sent) / .microseconds(1)) / 1000) }
+                        if response.status == 200 {
+                            latencies.append(Double((ContinuousClock.now - sent) / .microseconds(1)) / 1000)
+                        } else {
+                            failures += 1
+                        }
                     }
-                    return latencies
+                    return (latencies, failures)
                 }
             }
-            var all: [Double] = []
-            for try await part in group { all += part }
+            var all: [(latencies: [Double], failures: Int)] = []
+            for await part in group { all.append(part) }
             return all
         }
         let elapsed = Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000
-        let sorted = latencies.sorted()
-        let resultsPerSecond = Double(latencies.count * resultsPerReport) / elapsed
-        let p50 = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
-        let p99 = sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, sorted.count * 99 / 100)]
-
-        // Baseline: the same rows inserted straight into SQLite (same schema and pragmas), one transaction per report,
-        // from one caller: no HTTP, no JSON, no authentication, no pair states.
-        let raw = try await rawInsertRate(
-            directory: directory, templates: templates, agents: agents, resultsPerReport: resultsPerReport, seconds: min(seconds, 5))
-        print(
-            String(
-                format:
-                    "  ingest over HTTP: %d reports x %d results in %.1f s = %.0f results/s (p50 %.1f ms, p99 %.1f ms, %d workers); raw SQLite insert of the same rows: %.0f results/s; ratio %.2f",
-                latencies.count, resultsPerReport, elapsed, resultsPerSecond, p50, p99, workers, raw, resultsPerSecond / max(1, raw)))
+        let sorted = parts.flatMap(\.latencies).sorted()
+        return IngestRun(
+            reports: sorted.count, failures: parts.map(\.failures).reduce(0, +), elapsed: elapsed,
+            resultsPerSecond: Double(sorted.count * resultsPerReport) / elapsed, p50: sorted.isEmpty ? 0 : sorted[sorted.count / 2],
+            p99: sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, sorted.count * 99 / 100)])
     }
 
     static func rawInsertRate(directory: String, templates: [String: String], agents: [String], resultsPerReport: Int, seconds: Double) async throws
@@ -273,19 +386,36 @@ enum CollectorBench {
     }
 }
 
+/// What the ingest part loads: the model, its plans, the agents and the load generator's shape.
+struct IngestLoad {
+    var topology: Topology
+    var plans: [String: [PlannedProbe]]
+    var agents: [String]
+    var resultsPerReport: Int
+    var seconds: Double
+    var workers: Int
+    var client: CollectorBench.Client = .curl
+}
+
 /// The load generator's shared, read-only inputs.
 struct IngestWork: Sendable {
     let agents: [String]
     let templates: [String: (prefix: String, suffix: String)]
     let tokens: [String: String]
-    let base: String
-    private let sequences = SequenceBox()
+    /// The collectors' base URLs (`http://127.0.0.1:PORT`).
+    let bases: [String]
+    private let sequences: SequenceBox
 
-    init(agents: [String], templates: [String: (prefix: String, suffix: String)], tokens: [String: String], base: String) {
+    /// `sequences` carries on from an earlier run (the sequences of one agent must grow across runs on one store).
+    init(
+        agents: [String], templates: [String: (prefix: String, suffix: String)], tokens: [String: String], bases: [String],
+        sequences: SequenceBox = SequenceBox()
+    ) {
         self.agents = agents
         self.templates = templates
         self.tokens = tokens
-        self.base = base
+        self.bases = bases
+        self.sequences = sequences
     }
 
     func next(_ index: Int) -> (String, [UInt8], String) {
@@ -296,6 +426,7 @@ struct IngestWork: Sendable {
     }
 }
 
+/// Each agent's next report sequence.
 final class SequenceBox: Sendable {
     private let state = Mutex<[String: Int]>([:])
     func next(_ agent: String) -> Int {

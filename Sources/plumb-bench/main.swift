@@ -1,6 +1,6 @@
 // plumb-bench: generates a large VPC model and measures the engine. Prints figures a person can compare run to run.
 //
-//   swift run -c release plumb-bench [probes|footprint …] [--instances N] [--subnets N] [--groups N] [--acls N] [--seconds S]
+//   swift run -c release plumb-bench [probes|footprint|collector|failover|blame …] [--instances N] [--subnets N] [--groups N] [--acls N] [--seconds S]
 //
 // Figures: model load (parse + decode + validate, with intents) against a plain JSON parse of the same
 // document as the baseline; compile; explain calls per second on one core after warm-up (by resolved party and
@@ -16,6 +16,10 @@ if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "probes" {
 }
 if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "collector" {
     try await CollectorBench.run(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+}
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "failover" {
+    try await FailoverBench.run(Array(CommandLine.arguments.dropFirst(2)))
     exit(0)
 }
 if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "blame" {

@@ -10,7 +10,9 @@
 #   deploy/postgres/test-cluster.sh stop DIR    stops it and removes DIR
 #
 # Environment: PLUMB_PG_PORT (default 55432; when it is taken and PLUMB_PG_PORT is unset, the next free port up to
-# 55532 is used), PLUMB_PG_BIN (default /usr/lib/postgresql/15/bin).
+# 55532 is used), PLUMB_PG_BIN (default /usr/lib/postgresql/15/bin), PLUMB_PG_DURABLE=1 (at creation: keep fsync,
+# synchronous_commit and full_page_writes on, as a production server has them, for benchmarks; by default they are
+# off, which is fast and loses data on a crash).
 #
 # Idempotent: `start` on a running cluster prints its URL; `start` after an interrupted start removes the half-made
 # cluster and makes it again; `stop` on a stopped or missing one succeeds. The server refuses to run as root: as
@@ -129,6 +131,8 @@ start() {
     echo "$port" >"$DIR/port"
     as_owner "$BIN/initdb" -D "$DATA" -U postgres --auth=trust --no-locale -E UTF8 >"$DIR/initdb.log" 2>&1 \
         || die "initdb failed; see $DIR/initdb.log"
+    local durability=off
+    [[ ${PLUMB_PG_DURABLE:-} == 1 ]] && durability=on
     local ssl=off
     if command -v openssl >/dev/null; then
         make_certificates
@@ -141,9 +145,9 @@ listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$DIR'
 max_connections = 300
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+fsync = $durability
+synchronous_commit = $durability
+full_page_writes = $durability
 ssl = $ssl
 ssl_cert_file = '$DIR/tls/server.crt'
 ssl_key_file = '$DIR/tls/server.key'
