@@ -18,7 +18,6 @@
 import Foundation
 import Logging
 import NIOCore
-import NIOSSL
 import PlumbCollector
 import PlumbCore
 import PlumbModelIO
