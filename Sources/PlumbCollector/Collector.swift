@@ -139,13 +139,18 @@ public actor Collector {
         if try await registry.reload(revision: marks.agentsRevision) { plansStale = true }
         try await replanIfNeeded(now: now)
         if leading {
-            if !(await evaluator.active) {
-                try await evaluator.takeLead(now: now, freshStart: startedFresh && !store.isShared)
-            }
+            try await takeLeadIfNeeded(now: now)
             try await store.recordLeader(LeaderRecord(collectorId: collectorId, sinceMs: leaderSince, confirmedAtMs: now))
             try await evaluator.applyAcknowledgements(through: marks.acknowledgement, now: now)
         }
         startedFresh = false
+    }
+
+    /// The leader's state loaded from the store, once per lead. A fresh start on a store of its own (SQLite) gives the
+    /// agents a new silence window.
+    private func takeLeadIfNeeded(now: Int64) async throws {
+        guard !(await evaluator.active) else { return }
+        try await evaluator.takeLead(now: now, freshStart: startedFresh && !store.isShared)
     }
 
     /// Whether this collector leads now.
@@ -376,7 +381,7 @@ public actor Collector {
     public func evaluate(now: Int64) async throws -> [AlertChange] {
         try await replanIfNeeded(now: now)
         guard leading else { return [] }
-        if !(await evaluator.active) { try await evaluator.takeLead(now: now, freshStart: startedFresh && !store.isShared) }
+        try await takeLeadIfNeeded(now: now)
         try await evaluator.readFeed(now: now)
         return try await evaluator.evaluate(now: now, receivers: configuration.receivers)
     }
@@ -405,7 +410,7 @@ public actor Collector {
     /// The leader's view brought up to the feed's end (a follower's was loaded above).
     private func refreshView() async {
         guard leading else { return }
-        if !(await evaluator.active) { try? await evaluator.takeLead(now: wallClockMilliseconds(), freshStart: startedFresh && !store.isShared) }
+        try? await takeLeadIfNeeded(now: wallClockMilliseconds())
         try? await evaluator.readFeed(now: wallClockMilliseconds())
     }
 

@@ -398,7 +398,4 @@ actor Evaluator {
     func pairsWithProbes() -> [(key: String, probe: PlannedProbe, state: PairState?, lastResult: String?)] {
         snapshot.catalog.sorted { $0.key < $1.key }.map { ($0.key, $0.value, pairs[$0.key], evidence[$0.key]?.lastResult) }
     }
-
-    /// When each agent was last heard from, as this evaluator knows it.
-    func lastHeard(_ agentId: String) -> Int64? { lastHeard[agentId] }
 }
