@@ -7,6 +7,7 @@
 PASSED=0
 FAILED=0
 FAILURES=()
+FAILED_CHECKS=() # "scenario N: what", repeated after the logs at the end so that a log tail shows them
 LATENCIES=()
 INTERVAL_S=2  # the lab model's probing.intervalSeconds
 K=3           # its failuresToDown
@@ -27,12 +28,16 @@ first_firing() { # first_firing KIND FILTER: FILTER applied to the first firing 
 some_firing() { [[ $(api "/v1/alerts?status=firing" | jq '.alerts | length') -ge 1 ]]; }
 no_firing() { [[ $(api "/v1/alerts?status=firing" | jq '.alerts | length') == 0 ]]; }
 
+failed() { # failed DESCRIPTION: the current scenario fails, and the summary at the end names DESCRIPTION
+    log "  FAILED check: $1"
+    FAILED_CHECKS+=("scenario ${SCENARIO_NUMBER:-?}: $1")
+    SCENARIO_OK=0
+}
 check() { # check DESCRIPTION COMMAND...
     local what=$1
     shift
     if "$@"; then return 0; fi
-    log "  FAILED check: $what"
-    SCENARIO_OK=0
+    failed "$what"
 }
 # Every firing webhook since MARK is for KIND/COMPONENT, there is exactly one such alert, and every one verified.
 only_fired() { # only_fired MARK KIND COMPONENT
@@ -48,8 +53,7 @@ only_fired() { # only_fired MARK KIND COMPONENT
 detected() { # detected NAME MARK KIND COMPONENT STARTED_MS BUDGET_S: waits for the firing webhook, records the latency
     local name=$1 mark=$2 kind=$3 component=$4 started=$5 budget=$6 at
     if ! wait_for $((budget + 60)) "$kind on $component" hook_arrived "$mark" firing "$kind" "$component"; then
-        log "  no $kind alert for $component; firing now: $(firing)"
-        SCENARIO_OK=0
+        failed "a $kind alert for $component; firing instead: $(firing)"
         return 1
     fi
     at=$(hook_at "$mark" firing "$kind" "$component")
@@ -58,14 +62,13 @@ detected() { # detected NAME MARK KIND COMPONENT STARTED_MS BUDGET_S: waits for 
     log "  $name: $kind on $component delivered ${latency} s after the fault (budget ${budget} s)"
     LATENCIES+=("$name $latency")
     if awk -v l="$latency" -v b="$budget" 'BEGIN {exit !(l > b)}'; then
-        log "  FAILED check: detection within ${budget} s"
-        SCENARIO_OK=0
+        failed "$name detected within ${budget} s (took ${latency} s)"
     fi
 }
 resolved() { # resolved MARK KIND COMPONENT STARTED_MS
     local at
     if ! wait_for 60 "resolution of $2 on $3" hook_arrived "$1" resolved "$2" "$3"; then
-        SCENARIO_OK=0
+        failed "resolution of $2 on $3 within 60 s"
         return 1
     fi
     at=$(hook_at "$1" resolved "$2" "$3")
@@ -73,8 +76,7 @@ resolved() { # resolved MARK KIND COMPONENT STARTED_MS
 }
 settle() { # the lab is back to its steady state: nothing firing
     wait_for 90 "no firing alerts" no_firing || {
-        log "  still firing after the repair: $(firing)"
-        SCENARIO_OK=0
+        failed "nothing firing 90 s after the repair; firing: $(firing)"
     }
 }
 
@@ -102,6 +104,7 @@ run_scenario() { # run_scenario NUMBER TITLE FUNCTION
     if [[ -n ${PLUMB_LAB_SCENARIOS:-} && " $PLUMB_LAB_SCENARIOS " != *" $number "* ]]; then return 0; fi
     log "scenario $number: $title"
     SCENARIO_OK=1
+    SCENARIO_NUMBER=$number
     local started
     started=$(date +%s)
     "$function" || SCENARIO_OK=0
@@ -137,8 +140,7 @@ loss() { # loss on|off: 1 % random drops on every link (each instance's and load
 scenario_steady() {
     local mark seconds=${PLUMB_LAB_STEADY_SECONDS:-120}
     wait_for 60 "the live matrix equals the expected one" matrix_agrees || {
-        log "  disagreeing pairs: $(api /v1/drift | jq -c '[.pairs[] | .key]')"
-        SCENARIO_OK=0
+        failed "the live matrix agrees; disagreeing pairs: $(api /v1/drift | jq -c '[.pairs[] | .key]')"
     }
     local matrix
     matrix=$(api /v1/matrix)
@@ -313,7 +315,7 @@ scenario_receiver_down() {
         at=$(hook_at "$mark" firing unexpected_reachability sg-db)
         log "  delivered $(awk -v a="$at" -v s="$back" 'BEGIN {printf "%.1f", (a - s) / 1000}') s after the receiver came back"
     else
-        SCENARIO_OK=0
+        failed "the alert delivered within 60 s of the receiver coming back"
     fi
     check "the delivery's signature verifies" test "$(hooks_since "$mark" | jq -r 'select(.event == "firing") | .signatureValid' | sort -u)" = true
     local repaired
@@ -374,8 +376,7 @@ am_active() { # am_active ALERTNAME: Alertmanager lists it as active
 am_gone() { ! am_active "$1"; }
 scenario_alertmanager() {
     if ! running alertmanager; then
-        log "  prometheus-alertmanager is not running (Debian: apt-get install prometheus-alertmanager)"
-        SCENARIO_OK=0
+        failed "prometheus-alertmanager is running (Debian: apt-get install prometheus-alertmanager)"
         return 0
     fi
     local mark started
@@ -506,8 +507,7 @@ scenario_two_collectors() {
         check "$follower says plumb_collector_leader 1" test "$(leader_gauge "$follower")" = 1
         check "$follower names itself as the leader" test "$(direct "$follower" /v1/status | jq -r .leaderId)" = "$follower"
     else
-        log "  $follower does not lead 30 s after the SIGKILL"
-        SCENARIO_OK=0
+        failed "$follower leads within 30 s of the SIGKILL"
     fi
     check "$follower keeps the alert open" wait_for 10 "the open alert at $follower" alert_open_at "$follower" "$alert_id"
     # Held 15 s more: long enough for a new leader that forgot the alert to fire it again.
@@ -577,6 +577,9 @@ run_tests() {
     log "detection latencies: ${LATENCIES[*]:-none}"
     if [[ -n ${FAILOVER:-} ]]; then log "failover (scenario 12, SIGKILL to the other collector leading): $FAILOVER"; fi
     log "lab run time: $(($(date +%s) - began)) s"
+    if ((${#FAILURES[@]})); then log "failed scenarios: ${FAILURES[*]}"; fi
+    local failure
+    for failure in "${FAILED_CHECKS[@]}"; do log "  failed check in $failure"; done
     echo "$PASSED passed, $FAILED failed"
     ((FAILED == 0))
 }
