@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
         // Pure: no dependencies, no Foundation, no I/O. Time is an argument.
@@ -81,11 +82,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // EC2 instance identity: verifying the signed document an agent sends (collector), signing one (the lab's IMDS
+        // stand-in, tests). swift-crypto and swift-asn1; no hand-written crypto.
+        .target(
+            name: "PlumbIdentity",
+            dependencies: [
+                "PlumbWire",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The collector: HTTP API, ingest, evaluation loop, notifier, metrics.
         .target(
             name: "PlumbCollector",
             dependencies: [
-                "PlumbCore", "PlumbWire", "PlumbStore", "PlumbModelIO", "PlumbProbes",
+                "PlumbCore", "PlumbWire", "PlumbStore", "PlumbModelIO", "PlumbProbes", "PlumbIdentity",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -131,7 +144,7 @@ let package = Package(
         .executableTarget(
             name: "plumb-lab",
             dependencies: [
-                "PlumbCore", "PlumbModelIO", "PlumbProbes", "PlumbFakes",
+                "PlumbCore", "PlumbModelIO", "PlumbProbes", "PlumbFakes", "PlumbIdentity", "PlumbWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -172,6 +185,9 @@ let package = Package(
             name: "PlumbCollectorTests",
             dependencies: [
                 "PlumbCollector", "PlumbStore", "PlumbCore", "PlumbWire", "PlumbFakes", "PlumbProbes", "PlumbModelIO", "PlumbTestSupport",
+                "PlumbIdentity",
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

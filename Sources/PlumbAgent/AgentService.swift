@@ -88,7 +88,8 @@ public struct AgentService: Service {
                 }
                 group.addTask {
                     await collectorPlanLoop(
-                        client: client, session: session, spool: spool, plans: plans, identity: identity, agentId: agentId, responder: responder,
+                        client: client, session: session, spool: spool, plans: plans, identity: identity, imds: discoverer.imds, agentId: agentId,
+                        responder: responder,
                         scheduler: scheduler, reporter: reporter, registerAgain: mode.registerAgain)
                 }
             } else if let planFile = configuration.planFile {
@@ -235,8 +236,8 @@ public struct AgentService: Service {
     }
 
     private func collectorPlanLoop(
-        client: CollectorClient, session: Session, spool: Spool, plans: PlanCache, identity: IdentityBox, agentId: String, responder: Responder?,
-        scheduler: Scheduler, reporter: Reporter, registerAgain: Wakeup
+        client: CollectorClient, session: Session, spool: Spool, plans: PlanCache, identity: IdentityBox, imds: IMDSClient?, agentId: String,
+        responder: Responder?, scheduler: Scheduler, reporter: Reporter, registerAgain: Wakeup
     ) async {
         var etag = plans.load()?.etag
         var refresh = PlanSettings().planRefreshMs
@@ -245,9 +246,17 @@ public struct AgentService: Service {
         var refusedInARow = 0
         while !Task.isCancelled {
             if mustRegister || session.credentials == nil {
-                let registration = Registration(
+                var registration = Registration(
                     agentId: configuration.agentId ?? agentId, identity: identity.value, agentVersion: version,
-                    capabilities: Self.capabilities(), responderPort: responder?.port)
+                    capabilities: Self.capabilities(), responderPort: responder?.port, agentKey: session.agentKey)
+                // On EC2, the signed identity document proves which instance this is (the collector may require it).
+                if identity.value.source == .imds, let imds {
+                    do {
+                        registration.instanceIdentity = try await imds.instanceIdentity()
+                    } catch {
+                        logger.warning("no instance identity document from IMDS; registering without", metadata: ["error": "\(error)"])
+                    }
+                }
                 // Refresh with the agent's own token while it has one; the enrollment token is for the first time and
                 // for when the collector no longer knows that token.
                 let ownToken = session.credentials?.token

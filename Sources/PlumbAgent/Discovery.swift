@@ -47,11 +47,27 @@ public final class IMDSClient: Sendable {
 
     /// The item at `path` below `/latest/meta-data/`; nil when IMDS answers 404.
     public func get(_ path: String) async throws(IMDSError) -> String? {
+        try await item("/latest/meta-data/" + path)
+    }
+
+    /// The item at `path` below `/latest/dynamic/` (`instance-identity/document`), exactly as served; nil for 404.
+    public func dynamic(_ path: String) async throws(IMDSError) -> String? {
+        try await item("/latest/dynamic/" + path)
+    }
+
+    /// The instance identity document and its signature, for the registration; nil when IMDS has none (not EC2).
+    public func instanceIdentity() async throws(IMDSError) -> InstanceIdentityProof? {
+        guard let document = try await dynamic("instance-identity/document"), let signature = try await dynamic("instance-identity/signature")
+        else { return nil }
+        return InstanceIdentityProof(document: document, signature: signature)
+    }
+
+    private func item(_ path: String) async throws(IMDSError) -> String? {
         for attempt in 0..<2 {
             let current = try await sessionToken()
             let response = await Curl.perform(
                 HTTPRequest(
-                    url: "\(endpoint)/latest/meta-data/\(path)", headers: [("X-aws-ec2-metadata-token", current)], timeoutMs: 2_000,
+                    url: endpoint + path, headers: [("X-aws-ec2-metadata-token", current)], timeoutMs: 2_000,
                     freshConnection: false), pool: .control)
             if let failure = response.failure { throw .unavailable(response.errorMessage ?? "\(failure)") }
             switch response.status {

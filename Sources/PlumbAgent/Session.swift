@@ -43,6 +43,34 @@ public final class Session: Sendable {
         _ = FileManager.default.createFile(atPath: file, contents: data, attributes: [.posixPermissions: 0o600])
     }
 
+    /// The agent's key: 32 random bytes (hex) made at the first registration and kept in `agent-key` (mode 0600) next
+    /// to the session, sent with every registration so that the collector can tell this agent from another claiming
+    /// the same instance. In memory only for a session without a directory.
+    public var agentKey: String {
+        keyLock.withLock { key in
+            if let key { return key }
+            let path = file.map { ($0 as NSString).deletingLastPathComponent + "/agent-key" }
+            if let path, let data = FileManager.default.contents(atPath: path) {
+                let saved = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                if saved.count >= 32 {
+                    key = saved
+                    return saved
+                }
+            }
+            var generator = SystemRandomNumberGenerator()
+            let digits = Array("0123456789abcdef")
+            let made = String(
+                (0..<32).flatMap { _ -> [Character] in
+                    let byte = generator.next() as UInt8
+                    return [digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]]
+                })
+            if let path { _ = FileManager.default.createFile(atPath: path, contents: Data(made.utf8), attributes: [.posixPermissions: 0o600]) }
+            key = made
+            return made
+        }
+    }
+    private let keyLock = Mutex<String?>(nil)
+
     /// Forgets the token (the collector refused it); `agentId` stays for the reports.
     public func invalidate() {
         state.withLock { $0 = nil }

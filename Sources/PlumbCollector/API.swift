@@ -20,23 +20,37 @@ public let apiRoutes: [(method: String, path: String)] = [
     ("GET", "/v1/status"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
 ]
 
+/// The request context: Hummingbird's basic one plus the connection's peer address (identity checks at registration).
+public struct CollectorRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The TCP peer (nil in router tests, which have no socket).
+    public let peerAddress: String?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        peerAddress = source.channel.remoteAddress?.ipAddress
+    }
+}
+
 /// Builds the router: every route of `apiRoutes`, JSON errors, auth, limits.
 public func buildRouter(collector: Collector, configuration: CollectorConfiguration, registry: PrometheusCollectorRegistry) -> Router<
-    BasicRequestContext
+    CollectorRequestContext
 > {
-    let router = Router(context: BasicRequestContext.self)
+    let router = Router(context: CollectorRequestContext.self)
     router.add(middleware: JSONErrorMiddleware(logger: collector.logger))
     let limit = configuration.maxBodyBytes
     let now: @Sendable () -> Int64 = { wallClockMilliseconds() }
 
     // MARK: Agents
-    router.post("/v1/agents/register") { request, _ -> Response in
+    router.post("/v1/agents/register") { request, context -> Response in
         let bearer = try bearerToken(request)
         let registration = try decodeStrict(Registration.self, try await request.body.collect(upTo: limit), name: "registration")
         guard registration.version == 1 else {
             throw APIError(422, "unsupported_version", "registration version \(registration.version); this collector reads 1", field: "version")
         }
-        return try json(try await collector.register(registration, bearer: bearer, now: now()))
+        let source = RegistrationSource(
+            peer: context.peerAddress, forwardedFor: request.headers[values: .init("X-Forwarded-For")!].joined(separator: ","))
+        return try json(try await collector.register(registration, bearer: bearer, source: source, now: now()))
     }
     router.get("/v1/agents/:id/plan") { request, context -> Response in
         let id = try context.parameters.require("id")
@@ -61,7 +75,7 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
         return try json(try await collector.ingest(report, body: String(buffer: body), agentId: id, now: now()))
     }
     router.get("/v1/agents") { request, _ -> Response in
-        try await requireOperator(request, collector)
+        try requireScope(.read, request, collector)
         var views: [AgentView] = []
         for agent in try await collector.listAgents() {
             views.append(AgentView(agent, instance: await collector.instance(ofAgent: agent.agentId), now: now()))
@@ -69,7 +83,7 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
         return try json(["agents": views])
     }
     router.get("/v1/agents/:id") { request, context -> Response in
-        try await requireOperator(request, collector)
+        try requireScope(.read, request, collector)
         let id = try context.parameters.require("id")
         guard let agent = try await collector.store.agent(id: id) else {
             throw APIError(404, "unknown_agent", "no agent \(id)", field: "id")
@@ -79,35 +93,35 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
 
     // MARK: Topology
     router.get("/v1/topology") { request, _ -> Response in
-        try await requireOperator(request, collector)
+        try requireScope(.read, request, collector)
         guard let latest = try await collector.store.latestTopology() else {
             throw APIError(404, "no_topology", "no topology has been loaded; PUT one")
         }
         return try json(latest)
     }
     router.put("/v1/topology") { request, _ -> Response in
-        try await requireOperator(request, collector)
+        let token = try requireScope(.admin, request, collector)
         let text = String(buffer: try await request.body.collect(upTo: limit))
         let format = (request.headers[.contentType] ?? "").contains("json") ? "json" : "yaml"
-        let author = request.uri.queryParameters["author"].map(String.init) ?? "operator"
+        let author = request.uri.queryParameters["author"].map(String.init) ?? token.name
         let comment = request.uri.queryParameters["comment"].map(String.init)
         let version = try await collector.putTopology(text, format: format, file: "topology", author: author, now: now(), comment: comment)
         return try json(["version": version], status: .created)
     }
     router.post("/v1/topology/validate") { request, _ -> Response in
-        try await requireOperator(request, collector)
+        try requireScope(.read, request, collector)
         let text = String(buffer: try await request.body.collect(upTo: limit))
         let (_, diagnostics) = await collector.validate(text, file: "topology")
         return try json(ValidationView(diagnostics: diagnostics))
     }
     router.get("/v1/topology/versions") { request, _ -> Response in
-        try await requireOperator(request, collector)
+        try requireScope(.read, request, collector)
         return try json(["versions": try await collector.store.topologyVersions()])
     }
 
     // MARK: Engine and drift
     router.get("/v1/explain") { request, _ -> Response in
-        try await requireOperator(request, collector)
+        try requireScope(.read, request, collector)
         let query = request.uri.queryParameters
         guard let from = query["from"].map(String.init), let to = query["to"].map(String.init) else {
             throw APIError(400, "missing_parameter", "from and to are required", field: query["from"] == nil ? "from" : "to")
@@ -130,11 +144,11 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
         }
     }
     router.get("/v1/matrix") { request, _ -> Response in
-        try await requireOperator(request, collector)
+        try requireScope(.read, request, collector)
         return try json(MatrixView(await collector.pairsWithProbes()))
     }
     router.get("/v1/drift") { request, _ -> Response in
-        try await requireOperator(request, collector)
+        try requireScope(.read, request, collector)
         let findings = await collector.currentFindings(now: now())
         let pairs = await collector.drift().map {
             DriftPairView(key: $0.key, probe: $0.probe, status: $0.state.status.rawValue, reason: $0.memory.reason, lastResult: $0.memory.lastResult)
@@ -144,7 +158,7 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
 
     // MARK: Alerts
     router.get("/v1/alerts") { request, _ -> Response in
-        try await requireOperator(request, collector)
+        try requireScope(.read, request, collector)
         let query = request.uri.queryParameters
         var filter = AlertFilter()
         if let value = query["status"].map(String.init) {
@@ -171,25 +185,25 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
         return try json(["alerts": try await collector.store.alerts(filter)])
     }
     router.get("/v1/alerts/:id") { request, context -> Response in
-        try await requireOperator(request, collector)
+        try requireScope(.read, request, collector)
         let id = try context.parameters.require("id")
         guard let alert = try await collector.store.alert(id: id) else { throw APIError(404, "unknown_alert", "no alert \(id)", field: "id") }
         let events = try await collector.store.alertEvents(id: id).map { EventView(event: $0.event, atMs: $0.atMs) }
         return try json(AlertDetailView(alert: alert, events: events, explanation: await collector.explanation(for: alert)))
     }
     router.post("/v1/alerts/:id/acknowledge") { request, context -> Response in
-        try await requireOperator(request, collector)
+        let token = try requireScope(.admin, request, collector)
         let id = try context.parameters.require("id")
         let body = try await request.body.collect(upTo: 64 * 1024)
-        let who = body.readableBytes == 0 ? "operator" : try decodeStrict(AcknowledgeRequest.self, body, name: "acknowledge").by
+        let who = body.readableBytes == 0 ? token.name : try decodeStrict(AcknowledgeRequest.self, body, name: "acknowledge").by
         return try json(try await collector.acknowledge(alertId: id, by: who, now: now()))
     }
     router.get("/v1/receivers") { request, _ -> Response in
-        try await requireOperator(request, collector)
+        try requireScope(.read, request, collector)
         return try json(["receivers": configuration.receivers.map(ReceiverView.init)])
     }
     router.get("/v1/deliveries") { request, _ -> Response in
-        try await requireOperator(request, collector)
+        try requireScope(.read, request, collector)
         let alert = request.uri.queryParameters["alert"].map(String.init)
         return try json(["deliveries": try await collector.store.deliveries(alertId: alert, limit: 500)])
     }
@@ -206,7 +220,7 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
         return try json(["status": "ready"])
     }
     router.get("/v1/status") { request, _ -> Response in
-        try await requireOperator(request, collector)
+        try requireScope(.read, request, collector)
         return try json(await collector.status())
     }
     router.get("/metrics") { _, _ -> Response in
@@ -256,7 +270,8 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 }
 
 func errorResponse(_ error: APIError) -> Response {
-    let body = (try? JSONEncoder.sorted.encode(ErrorBody(code: error.code, message: error.message, field: error.field))) ?? Data()
+    let body =
+        (try? JSONEncoder.sorted.encode(ErrorBody(code: error.code, message: error.message, field: error.field, reason: error.reason))) ?? Data()
     var headers: HTTPFields = [.contentType: "application/json"]
     if error.status == 401 { headers[.wwwAuthenticate] = "Bearer" }
     return Response(status: .init(code: error.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
@@ -275,9 +290,18 @@ func bearerToken(_ request: Request) throws -> String {
     return String(header.dropFirst(7))
 }
 
-func requireOperator(_ request: Request, _ collector: Collector) async throws {
-    let token = try bearerToken(request)
-    guard await collector.isOperator(token) else { throw APIError(403, "forbidden", "this route needs the operator token") }
+/// The operator token of the request, when it has `scope` (admin includes read): 401 without a token, 403 for a token
+/// that is not an operator token or lacks the scope.
+@discardableResult
+func requireScope(_ scope: TokenScope, _ request: Request, _ collector: Collector) throws -> OperatorToken {
+    let bearer = try bearerToken(request)
+    guard let token = collector.operatorToken(bearer) else {
+        throw APIError(403, "forbidden", "this route needs an operator token (\(scope.rawValue) or admin); this bearer is not one")
+    }
+    guard token.scope >= scope else {
+        throw APIError(403, "forbidden", "this route needs an admin token; '\(token.name)' is a \(token.scope.rawValue) token")
+    }
+    return token
 }
 
 /// Decodes a small document strictly: unknown fields and malformed JSON are 400s with the location.

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import PlumbCore
 import PlumbProbes
@@ -11,12 +12,16 @@ import PlumbWire
 actor AgentRegistry {
     let store: any Store
     let configuration: CollectorConfiguration
+    let verifier: IdentityVerification
+    let logger: Logger
     private(set) var agents: [String: AgentRecord] = [:]
     private(set) var revision: Int64 = -1
 
-    init(store: any Store, configuration: CollectorConfiguration) {
+    init(store: any Store, configuration: CollectorConfiguration, verifier: IdentityVerification, logger: Logger) {
         self.store = store
         self.configuration = configuration
+        self.verifier = verifier
+        self.logger = logger
     }
 
     /// Reloads every agent when the store's revision is not the one loaded; returns whether anything the plans
@@ -49,9 +54,16 @@ actor AgentRegistry {
         var changesPlans: Bool
     }
 
-    /// Registers an agent (new, or refreshing its registration). The enrollment token registers any agent; an agent's
-    /// own token re-registers it and is kept (a new one would turn away the requests it has in flight).
-    func register(_ registration: Registration, bearer: String, now: Int64) async throws -> Registered {
+    /// Registers an agent (new, or refreshing its registration). The enrollment token registers any agent whose claim
+    /// holds (`IdentityVerification`: its source address, its signed identity document; and no live agent holds the
+    /// instance with another key); an agent's own token re-registers it and is kept (a new one would turn away the
+    /// requests it has in flight), but cannot move it to another instance.
+    ///
+    /// `placements` is where the current plans put each agent (agent id → model instance index), to find another
+    /// agent claiming the same instance under another id.
+    func register(
+        _ registration: Registration, bearer: String, source: RegistrationSource, network: Network?, placements: [String: Int], now: Int64
+    ) async throws -> Registered {
         let requested = registration.agentId ?? registration.identity.instanceId
         guard !requested.isEmpty, requested.count <= 128, !requested.contains("/") else {
             throw APIError(422, "invalid_agent_id", "agent id must be 1–128 characters without '/'", field: "agentId")
@@ -64,13 +76,27 @@ actor AgentRegistry {
         let existing = try await store.agent(id: requested)
         let ownToken = existing.map { constantTimeEqual(Array($0.tokenHash.utf8), Array(bearerHash.utf8)) } ?? false
         guard enrolled || ownToken else { throw APIError(401, "unauthorized", "the enrollment token (or this agent's own token) is required") }
+        let keyHash = registration.agentKey.map { hexString(SHA256.hash(Array($0.utf8))) }
+        let verification: AgentVerification?
+        do {
+            verification = try check(
+                registration, agentId: requested, ownToken: ownToken, existing: existing, keyHash: keyHash, source: source, network: network,
+                placements: placements, now: now)
+        } catch {
+            try await refuse(error, registration: registration, agentId: requested, source: source, now: now)
+        }
         var bytes = [UInt8](repeating: 0, count: 32)
         var generator = SystemRandomNumberGenerator()
         for index in bytes.indices { bytes[index] = generator.next() }
         let token = ownToken ? bearer : "plumb_" + hexString(bytes)
+        // The key and the identity document are proofs, not state: only the key's hash is kept.
+        var stored = registration
+        stored.agentKey = nil
+        stored.instanceIdentity = nil
         let record = AgentRecord(
-            agentId: requested, tokenHash: hexString(SHA256.hash(Array(token.utf8))), registration: registration,
-            registeredAtMs: existing?.registeredAtMs ?? now, lastSeenAtMs: now, lastSequence: existing?.lastSequence ?? 0)
+            agentId: requested, tokenHash: hexString(SHA256.hash(Array(token.utf8))), registration: stored,
+            registeredAtMs: existing?.registeredAtMs ?? now, lastSeenAtMs: now, lastSequence: existing?.lastSequence ?? 0,
+            verification: verification)
         try await store.saveAgent(record)
         let changesPlans =
             existing == nil || existing?.registration.identity != registration.identity
@@ -80,6 +106,79 @@ actor AgentRegistry {
             response: RegistrationResponse(
                 agentId: requested, agentToken: token, planRefreshMs: configuration.planRefreshMs, lastSequence: record.lastSequence),
             record: record, changesPlans: changesPlans)
+    }
+
+    /// The identity checks of one registration; the verification to store.
+    private func check(
+        _ registration: Registration, agentId: String, ownToken: Bool, existing: AgentRecord?, keyHash: String?, source: RegistrationSource,
+        network: Network?, placements: [String: Int], now: Int64
+    ) throws(IdentityRefused) -> AgentVerification? {
+        let claimed = registration.identity.instanceId
+        if ownToken, let existing {
+            // The token proves this is the agent that registered; it stays on its instance.
+            guard existing.registration.identity.instanceId == claimed else {
+                throw IdentityRefused(
+                    reason: .instanceChanged, field: "identity.instanceId",
+                    message:
+                        "agent \(agentId) is registered for \(existing.registration.identity.instanceId), not \(claimed); an agent cannot move to another instance (register a new agent id there)"
+                )
+            }
+            var kept = existing.verification
+            if kept != nil, kept?.keyHash == nil { kept?.keyHash = keyHash }
+            return kept
+        }
+        var verification = try verifier.verify(registration, source: source, network: network, previous: existing, now: now)
+        verification.keyHash = keyHash
+        let liveMs = Int64(configuration.silenceSeconds * 1000)
+        func live(_ agent: AgentRecord) -> Bool { now - agent.lastSeenAtMs <= liveMs }
+        // The same agent id: a live agent keeps its registration against anyone without its key (a replayed
+        // registration, a second agent with the same id, a copied image).
+        if let existing, live(existing), let held = existing.verification?.keyHash, held != keyHash {
+            throw IdentityRefused(
+                reason: .instanceInUse, field: "agentKey",
+                message:
+                    "agent \(agentId) on \(claimed) is live (last report \((now - existing.lastSeenAtMs) / 1000) s ago) and registered with another agent key; a second agent cannot take its place while it reports"
+            )
+        }
+        // Another agent id claiming the same instance (by instance id, or placed on the same model instance).
+        let claimedIndex = network.flatMap { network in
+            network.instanceIndex(
+                instanceId: claimed, interfaceIds: registration.identity.interfaces.compactMap(\.interfaceId),
+                addresses: registration.identity.interfaces.flatMap(\.privateIPv4s).compactMap(IPv4Address.init))
+        }
+        for other in agents.values.sorted(by: { $0.agentId < $1.agentId }) where other.agentId != agentId && live(other) {
+            let same = other.registration.identity.instanceId == claimed || (claimedIndex != nil && placements[other.agentId] == claimedIndex)
+            guard same else { continue }
+            throw IdentityRefused(
+                reason: .instanceInUse, field: "identity.instanceId",
+                message:
+                    "instance \(claimed) already has a live agent, \(other.agentId) (last report \((now - other.lastSeenAtMs) / 1000) s ago); one agent per instance"
+            )
+        }
+        return verification
+    }
+
+    /// Counts, records and logs a refused claim, then throws its 403.
+    private func refuse(_ refused: IdentityRefused, registration: Registration, agentId: String, source: RegistrationSource, now: Int64) async throws
+        -> Never
+    {
+        Counter(label: "plumb_registrations_refused_total", dimensions: [("reason", refused.reason.rawValue)]).increment()
+        let from = source.clientAddress(trusting: verifier.settings.trustedProxies)?.description ?? source.peer
+        logger.warning(
+            "registration refused",
+            metadata: [
+                "agent": "\(agentId)", "instance": "\(registration.identity.instanceId)", "reason": "\(refused.reason.rawValue)",
+                "source": "\(from ?? "unknown")", "detail": "\(refused.message)",
+            ])
+        do {
+            try await store.recordRefusal(
+                IdentityRefusal(
+                    instanceId: registration.identity.instanceId, agentId: agentId, reason: refused.reason.rawValue, source: from,
+                    detail: refused.message, atMs: now))
+        } catch {
+            logger.error("cannot record a refused registration", metadata: ["error": "\(error)"])
+        }
+        throw refused.apiError
     }
 
     /// The agent a bearer token belongs to, when it is that agent's token. Unknown agents and wrong tokens answer
@@ -99,8 +198,17 @@ actor AgentRegistry {
     }
 
     /// Records the identity an agent reported (an ENI attached or moved); returns whether it changed.
-    func updateIdentity(_ identity: AgentIdentity, of agentId: String) async throws -> Bool {
-        guard let cached = agents[agentId], cached.registration.identity != identity else { return false }
+    func updateIdentity(_ reported: AgentIdentity, of agentId: String) async throws -> Bool {
+        guard let cached = agents[agentId] else { return false }
+        // A report may say that ENIs came or went, never that the agent moved to another instance.
+        var identity = reported
+        if identity.instanceId != cached.registration.identity.instanceId {
+            logger.warning(
+                "a report claims another instance id; ignored",
+                metadata: ["agent": "\(agentId)", "registered": "\(cached.registration.identity.instanceId)", "reported": "\(identity.instanceId)"])
+            identity.instanceId = cached.registration.identity.instanceId
+        }
+        guard cached.registration.identity != identity else { return false }
         // The stored record, so that a token issued by another collector meanwhile is kept.
         var agent = try await store.agent(id: agentId) ?? cached
         agent.registration.identity = identity

@@ -13,6 +13,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     public var code: String
     public var message: String
     public var field: String?
+    /// Which check refused an identity claim (`identity_refused` only).
+    public var reason: String?
 
     public init(_ status: Int, _ code: String, _ message: String, field: String? = nil) {
         self.status = status
@@ -52,6 +54,8 @@ public actor Collector {
     public let collectorId: String
     let registry: AgentRegistry
     let evaluator: Evaluator
+    /// The operator tokens in force (re-read at each sync when the file changed, and on SIGHUP).
+    public let operatorTokens: OperatorTokens
     private let leadership: any Leadership
     private var leading = false
     private var leaderSince: Int64 = 0
@@ -75,10 +79,27 @@ public actor Collector {
         self.logger = logger
         self.metrics = metrics
         self.collectorId = collectorId ?? configuration.collectorId ?? Self.defaultId(port: configuration.port)
-        registry = AgentRegistry(store: store, configuration: configuration)
+        let verification: IdentityVerification
+        do {
+            verification = try IdentityVerification(settings: configuration.identity, listenHost: configuration.host)
+        } catch {
+            logger.error(
+                "identity verification cannot be set up; every registration with the enrollment token is refused", metadata: ["error": "\(error)"])
+            verification = IdentityVerification(refusingAll: "\(error)", settings: configuration.identity)
+        }
+        registry = AgentRegistry(store: store, configuration: configuration, verifier: verification, logger: logger)
+        do {
+            operatorTokens = try OperatorTokens(operatorToken: configuration.operatorToken, path: configuration.operatorTokensFile)
+        } catch {
+            // Checked with the configuration already; a file gone since then leaves the single token, and the sync retries.
+            logger.error("cannot read the operator tokens file", metadata: ["error": "\(error)"])
+            operatorTokens = (try? OperatorTokens(operatorToken: configuration.operatorToken, path: nil)) ?? Self.noTokens
+        }
         evaluator = Evaluator(store: store, configuration: configuration, logger: logger, metrics: metrics)
         leadership = store.leadership(collectorId: self.collectorId)
     }
+
+    private static let noTokens = try! OperatorTokens(operatorToken: nil, path: nil)
 
     static func defaultId(port: Int) -> String {
         var name = [CChar](repeating: 0, count: 256)
@@ -111,6 +132,7 @@ public actor Collector {
     /// agents registered or changed, acknowledgements. Errors mean the store is unreachable: readiness fails, and a
     /// leader stops acting until it can confirm again.
     public func sync(now: Int64) async throws {
+        reloadTokens(force: false)
         let lead = await leadership.acquireOrConfirm(now: now)
         if lead != leading {
             if lead {
@@ -212,8 +234,11 @@ public actor Collector {
     // MARK: - Agents
 
     /// Registers an agent (new, or refreshing its registration) and returns its id and token.
-    public func register(_ registration: Registration, bearer: String, now: Int64) async throws -> RegistrationResponse {
-        let registered = try await registry.register(registration, bearer: bearer, now: now)
+    public func register(
+        _ registration: Registration, bearer: String, source: RegistrationSource = RegistrationSource(peer: nil), now: Int64
+    ) async throws -> RegistrationResponse {
+        let registered = try await registry.register(
+            registration, bearer: bearer, source: source, network: model?.network, placements: snapshot.placements, now: now)
         if registered.changesPlans { plansStale = true }
         snapshot.agents[registered.record.agentId] = registered.record
         await evaluator.apply(snapshot, now: now)
@@ -225,10 +250,17 @@ public actor Collector {
         try await registry.authenticate(id: id, bearer: bearer)
     }
 
-    /// Whether a bearer token is the operator token.
-    public func isOperator(_ bearer: String) -> Bool {
-        guard let token = configuration.operatorToken else { return false }
-        return constantTimeEqual(SHA256.hash(Array(token.utf8)), SHA256.hash(Array(bearer.utf8)))
+    /// The operator token a bearer is, if any.
+    public nonisolated func operatorToken(_ bearer: String) -> OperatorToken? { operatorTokens.lookup(bearer) }
+
+    /// Re-reads the operator tokens file (SIGHUP, or at a sync when it changed).
+    public nonisolated func reloadTokens(force: Bool) {
+        let before = operatorTokens.count
+        if let problem = operatorTokens.reload(force: force) {
+            logger.error("operator tokens not reloaded", metadata: ["problem": "\(problem)"])
+        } else if force || operatorTokens.count != before {
+            logger.notice("operator tokens", metadata: ["tokens": "\(operatorTokens.count)", "file": "\(operatorTokens.path ?? "none")"])
+        }
     }
 
     /// Every agent, as stored (last-seen times as any collector last heard them).

@@ -99,7 +99,11 @@ public struct CollectorConfiguration: Sendable {
     /// Secrets, compared by hash in constant time.
     public var operatorToken: String?
     public var enrollmentToken: String?
+    /// Named operator tokens, each `read` or `admin`, as hashes (`OperatorTokensFile`); re-read when it changes.
+    public var operatorTokensFile: String?
     public var receivers: [Receiver] = []
+    /// How registering agents prove their instance (`identity:`).
+    public var identity = IdentitySettings()
     /// Hysteresis for pair states, when this configuration sets it (`evaluation` in the file); else the model's
     /// `probing.failuresToDown`, `window` and `successesToUp`, else 3 of 5 down and 2 up.
     public var hysteresis: Hysteresis?
@@ -133,6 +137,7 @@ public struct CollectorConfiguration: Sendable {
         struct Tokens: Decodable {
             var operatorToken: String?
             var operatorTokenFile: String?
+            var operatorTokensFile: String?
             var enrollmentToken: String?
             var enrollmentTokenFile: String?
         }
@@ -155,7 +160,15 @@ public struct CollectorConfiguration: Sendable {
             var reportIntervalMs: Int?
             var planRefreshMs: Int?
         }
+        struct Identity: Decodable {
+            var verify: [IdentitySettings.Check]?
+            var trustedProxies: [String]?
+            var certificateFile: String?
+            var accounts: [String]?
+            var conflictSeconds: Double?
+        }
         var model: String?
+        var identity: Identity?
         var database: String?
         var databasePasswordFile: String?
         var collectorId: String?
@@ -193,8 +206,23 @@ public struct CollectorConfiguration: Sendable {
                 try tokens.operatorTokenFile.map { try readSecret($0, what: "tokens.operatorTokenFile") } ?? tokens.operatorToken
             configuration.enrollmentToken =
                 try tokens.enrollmentTokenFile.map { try readSecret($0, what: "tokens.enrollmentTokenFile") } ?? tokens.enrollmentToken
+            configuration.operatorTokensFile = tokens.operatorTokensFile
         }
         configuration.receivers = file.receivers ?? []
+        if let identity = file.identity {
+            configuration.identity.checks = identity.verify
+            var proxies: [CIDR] = []
+            for text in identity.trustedProxies ?? [] {
+                guard let cidr = CIDR(text) ?? IPv4Address(text).map({ CIDR($0, prefixLength: 32) }) else {
+                    throw Invalid(problems: ["\(path): identity.trustedProxies: '\(text)' is not an IPv4 address or CIDR block"])
+                }
+                proxies.append(cidr)
+            }
+            configuration.identity.trustedProxies = proxies
+            configuration.identity.certificateFile = identity.certificateFile
+            configuration.identity.accounts = identity.accounts ?? []
+            configuration.identity.conflictSeconds = identity.conflictSeconds ?? configuration.identity.conflictSeconds
+        }
         if let evaluation = file.evaluation {
             configuration.evaluationIntervalSeconds = evaluation.intervalSeconds ?? configuration.evaluationIntervalSeconds
             configuration.silenceSeconds = evaluation.silenceSeconds ?? configuration.silenceSeconds
@@ -228,6 +256,7 @@ public struct CollectorConfiguration: Sendable {
         if let value = environment["PLUMB_ENROLLMENT_TOKEN_FILE"] {
             enrollmentToken = try Self.readSecret(value, what: "PLUMB_ENROLLMENT_TOKEN_FILE")
         }
+        if let value = environment["PLUMB_OPERATOR_TOKENS_FILE"] { operatorTokensFile = value }
         if let value = environment["PLUMB_DB"] { database = value }
         if let value = environment["PLUMB_DB_PASSWORD_FILE"] { databasePasswordFile = value }
         if let value = environment["PLUMB_COLLECTOR_ID"] { collectorId = value }
@@ -269,6 +298,17 @@ public struct CollectorConfiguration: Sendable {
             }
         }
         if evaluationIntervalSeconds < 0.1 { problems.append("\(source): evaluation.intervalSeconds must be at least 0.1") }
+        do {
+            _ = try IdentityVerification(settings: identity, listenHost: host)
+        } catch {
+            problems.append("\(source): identity: \(error)")
+        }
+        do {
+            _ = try OperatorTokens(operatorToken: operatorToken, path: operatorTokensFile)
+        } catch {
+            problems.append("\(source): tokens.operatorTokensFile: \(error)")
+        }
+        if identity.conflictSeconds < 1 { problems.append("\(source): identity.conflictSeconds must be at least 1") }
         if isPostgres, Self.urlHasPassword(database) {
             problems.append(
                 "\(source): the database URL carries a password; put it in a file (databasePasswordFile, PLUMB_DB_PASSWORD_FILE) or PGPASSWORD instead"

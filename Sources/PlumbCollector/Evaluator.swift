@@ -41,9 +41,13 @@ actor Evaluator {
     private var heldUntil: [String: Int64] = [:]
     private var historyBefore: [String: Int64] = [:]  // per agent, in its clock: results started earlier are history
     private var acknowledgementsSeen: Int64 = 0
+    /// Refused registrations of the last `identity.conflictSeconds`, read from the store at each evaluation (any
+    /// collector may have refused them).
+    private var refusals: [RegistrationRefusal] = []
     private(set) var active = false
     private var readOnlyLoadedAt: Int64?
     static let agentMaxBackoffMs: Int64 = 60_000
+    var conflictMs: Int64 { Int64(configuration.identity.conflictSeconds * 1000) }
 
     init(store: any Store, configuration: CollectorConfiguration, logger: Logger, metrics: CollectorMetrics) {
         self.store = store
@@ -249,6 +253,9 @@ actor Evaluator {
     func evaluate(now: Int64, receivers: [Receiver]) async throws -> [AlertChange] {
         guard active else { return [] }
         let started = ContinuousClock.now
+        refusals = try await store.refusals(since: now - conflictMs).map {
+            RegistrationRefusal(instance: $0.instanceId, agentId: $0.agentId, reason: $0.reason, source: $0.source, detail: $0.detail, atMs: $0.atMs)
+        }
         let findings = currentFindings(now: now)
         let changes = book.reconcile(findings, now: now)
         for change in changes {
@@ -382,8 +389,9 @@ actor Evaluator {
         let engine = BlameEngine(
             silenceMs: Int64(configuration.silenceSeconds * 1000), lateMs: lateMs, holdDownMs: holdDownMs, vouchAfter: hysteresis.window,
             confirmSingle: min(hysteresis.failuresToDown + 1, hysteresis.window),
-            natInstances: natInstances)
-        return engine.findings(BlameInput(pairs: views, agents: activity, placements: drift, open: Array(book.open.values), now: now))
+            natInstances: natInstances, conflictMs: conflictMs)
+        return engine.findings(
+            BlameInput(pairs: views, agents: activity, placements: drift, open: Array(book.open.values), refusals: refusals, now: now))
     }
 
     /// Pairs that disagree with the model now, with their probes.

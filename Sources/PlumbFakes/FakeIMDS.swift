@@ -4,7 +4,8 @@ import Synchronization
 /// A stand-in for the EC2 instance metadata service (IMDSv2) that enforces the token rules agents must follow:
 /// `PUT /latest/api/token` with `X-aws-ec2-metadata-token-ttl-seconds` in 1…21600 (else 400), rejected with
 /// `X-Forwarded-For` or on a versioned path (403); every `GET` needs a live `X-aws-ec2-metadata-token` (else 401);
-/// unknown items are 404; listings end in `/`; `disabled` answers 403 to everything.
+/// unknown items are 404; listings end in `/`; `disabled` answers 403 to everything. The instance identity document and
+/// its signature (`/latest/dynamic/instance-identity/…`) are served when the instance carries them.
 public final class FakeIMDS: Sendable {
     /// One ENI as IMDS describes it.
     public struct Interface: Sendable, Equatable {
@@ -41,13 +42,21 @@ public final class FakeIMDS: Sendable {
         public var zone: String
         public var region: String
         public var interfaces: [Interface]
+        /// `/latest/dynamic/instance-identity/document` and `…/signature`, when the fake serves them (404 otherwise).
+        public var identityDocument: String?
+        public var identitySignature: String?
 
         /// Creates an instance.
-        public init(instanceId: String, zone: String = "us-east-1a", region: String = "us-east-1", interfaces: [Interface]) {
+        public init(
+            instanceId: String, zone: String = "us-east-1a", region: String = "us-east-1", interfaces: [Interface], identityDocument: String? = nil,
+            identitySignature: String? = nil
+        ) {
             self.instanceId = instanceId
             self.zone = zone
             self.region = region
             self.interfaces = interfaces
+            self.identityDocument = identityDocument
+            self.identitySignature = identitySignature
         }
     }
 
@@ -118,6 +127,13 @@ public final class FakeIMDS: Sendable {
             guard request.method == "GET" || request.method == "HEAD" else { return refuse(405, "Method Not Allowed") }
             guard let token = request.headers["x-aws-ec2-metadata-token"], let expiry = state.tokens[token], expiry > now else {
                 return refuse(401, "Unauthorized")
+            }
+            switch request.path {
+            case "/latest/dynamic/instance-identity/document":
+                return state.instance.identityDocument.map { .text($0) } ?? refuse(404, "Not Found")
+            case "/latest/dynamic/instance-identity/signature":
+                return state.instance.identitySignature.map { .text($0) } ?? refuse(404, "Not Found")
+            default: break
             }
             let prefix = "/latest/meta-data/"
             guard request.path.hasPrefix(prefix) else { return refuse(404, "Not Found") }

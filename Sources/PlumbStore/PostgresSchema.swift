@@ -53,7 +53,15 @@ enum PostgresSchema {
             error text);
         CREATE TABLE leader (
             id int PRIMARY KEY CHECK (id = 1), collector_id text NOT NULL, since bigint NOT NULL, confirmed_at bigint NOT NULL)
+        """,
+        // 2: how each agent proved its instance, and the registrations refused (for identity_conflict alerts).
         """
+        ALTER TABLE agents ADD COLUMN verification text;
+        CREATE TABLE identity_refusals (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, instance_id text NOT NULL, agent_id text, reason text NOT NULL,
+            source text, detail text NOT NULL, at bigint NOT NULL);
+        CREATE INDEX identity_refusals_by_time ON identity_refusals (at)
+        """,
     ]
 
     /// The statements of a migration.

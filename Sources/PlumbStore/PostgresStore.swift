@@ -336,21 +336,23 @@ public actor PostgresStore: Store {
 
     public func saveAgent(_ agent: AgentRecord) async throws {
         let registration = try json(agent.registration)
+        let verification = try agent.verification.map { try json($0) }
         try await transaction { connection in
             // Revisions are drawn under the lock, so a collector that saw revision N has seen every agent saved before.
             try await run("SELECT pg_advisory_xact_lock($1)", binds(PostgresSchema.Lock.agents), on: connection)
             try await run(
                 """
-                INSERT INTO agents (agent_id, token_hash, registration, registered_at, last_seen_at, last_sequence, revision)
-                VALUES ($1, $2, $3, $4, $5, $6, nextval('agents_revision'))
+                INSERT INTO agents (agent_id, token_hash, registration, registered_at, last_seen_at, last_sequence, verification, revision)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, nextval('agents_revision'))
                 ON CONFLICT (agent_id) DO UPDATE SET token_hash = excluded.token_hash, registration = excluded.registration,
-                last_seen_at = excluded.last_seen_at, revision = excluded.revision
+                last_seen_at = excluded.last_seen_at, verification = excluded.verification, revision = excluded.revision
                 """,
-                binds(agent.agentId, agent.tokenHash, registration, agent.registeredAtMs, agent.lastSeenAtMs, agent.lastSequence), on: connection)
+                binds(agent.agentId, agent.tokenHash, registration, agent.registeredAtMs, agent.lastSeenAtMs, agent.lastSequence, verification),
+                on: connection)
         }
     }
 
-    private static let agentColumns = "agent_id, token_hash, registration, registered_at, last_seen_at, last_sequence"
+    private static let agentColumns = "agent_id, token_hash, registration, registered_at, last_seen_at, last_sequence, verification"
 
     public func agent(id: String) async throws -> AgentRecord? {
         try await run("SELECT \(Self.agentColumns) FROM agents WHERE agent_id = $1", binds(id)).compactMap(agentRecord).first
@@ -361,12 +363,32 @@ public actor PostgresStore: Store {
     }
 
     private func agentRecord(_ row: PostgresRow) throws -> AgentRecord? {
-        let (id, tokenHash, registrationText, registeredAt, lastSeenAt, lastSequence) = try decodeRow(
-            row, as: (String, String, String, Int64, Int64, Int64).self)
+        let (id, tokenHash, registrationText, registeredAt, lastSeenAt, lastSequence, verification) = try decodeRow(
+            row, as: (String, String, String, Int64, Int64, Int64, String?).self)
         guard let registration = decode(Registration.self, registrationText) else { return nil }
         return AgentRecord(
             agentId: id, tokenHash: tokenHash, registration: registration, registeredAtMs: registeredAt, lastSeenAtMs: lastSeenAt,
-            lastSequence: lastSequence)
+            lastSequence: lastSequence, verification: decode(AgentVerification.self, verification))
+    }
+
+    public func recordRefusal(_ refusal: IdentityRefusal) async throws {
+        try await run(
+            """
+            WITH pruned AS (DELETE FROM identity_refusals WHERE at < $7)
+            INSERT INTO identity_refusals (instance_id, agent_id, reason, source, detail, at) VALUES ($1, $2, $3, $4, $5, $6)
+            """,
+            binds(
+                refusal.instanceId, refusal.agentId, refusal.reason, refusal.source, refusal.detail, refusal.atMs,
+                refusal.atMs - IdentityRefusal.keptMs))
+    }
+
+    public func refusals(since: Int64) async throws -> [IdentityRefusal] {
+        try await run(
+            "SELECT instance_id, agent_id, reason, source, detail, at FROM identity_refusals WHERE at >= $1 ORDER BY id DESC LIMIT 1000", binds(since)
+        ).map { row in
+            let (instance, agent, reason, source, detail, at) = try decodeRow(row, as: (String, String?, String, String?, String, Int64).self)
+            return IdentityRefusal(instanceId: instance, agentId: agent, reason: reason, source: source, detail: detail, atMs: at)
+        }
     }
 
     // MARK: - Topology and plans

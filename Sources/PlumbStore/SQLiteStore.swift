@@ -126,6 +126,14 @@ public actor SQLiteStore: Store {
         ALTER TABLE outbox ADD COLUMN claimed_until INTEGER;
         CREATE TABLE leader (id INTEGER PRIMARY KEY CHECK (id = 1), collector_id TEXT NOT NULL, since INTEGER NOT NULL, confirmed_at INTEGER NOT NULL)
         """,
+        // 3: how each agent proved its instance, and the registrations refused (for identity_conflict alerts).
+        """
+        ALTER TABLE agents ADD COLUMN verification TEXT;
+        CREATE TABLE identity_refusals (
+            id INTEGER PRIMARY KEY, instance_id TEXT NOT NULL, agent_id TEXT, reason TEXT NOT NULL, source TEXT, detail TEXT NOT NULL,
+            at INTEGER NOT NULL);
+        CREATE INDEX identity_refusals_by_time ON identity_refusals (at)
+        """,
     ]
 
     public func migrate() async throws {
@@ -198,14 +206,15 @@ public actor SQLiteStore: Store {
         try await exclusive {
             try await run(
                 """
-                INSERT INTO agents (agent_id, token_hash, registration, registered_at, last_seen_at, last_sequence, revision)
-                VALUES (?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(revision), 0) + 1 FROM agents))
+                INSERT INTO agents (agent_id, token_hash, registration, registered_at, last_seen_at, last_sequence, verification, revision)
+                VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(revision), 0) + 1 FROM agents))
                 ON CONFLICT (agent_id) DO UPDATE SET token_hash = excluded.token_hash, registration = excluded.registration,
-                last_seen_at = MAX(last_seen_at, excluded.last_seen_at), revision = excluded.revision
+                last_seen_at = MAX(last_seen_at, excluded.last_seen_at), verification = excluded.verification, revision = excluded.revision
                 """,
                 [
                     .text(agent.agentId), .text(agent.tokenHash), .text(try json(agent.registration)), .integer(Int(agent.registeredAtMs)),
                     .integer(Int(agent.lastSeenAtMs)), .integer(Int(agent.lastSequence)),
+                    try agent.verification.map { .text(try json($0)) } ?? .null,
                 ])
         }
     }
@@ -229,7 +238,35 @@ public actor SQLiteStore: Store {
         return AgentRecord(
             agentId: id, tokenHash: row.column("token_hash")?.string ?? "", registration: registration,
             registeredAtMs: Int64(row.column("registered_at")?.integer ?? 0), lastSeenAtMs: Int64(row.column("last_seen_at")?.integer ?? 0),
-            lastSequence: Int64(row.column("last_sequence")?.integer ?? 0))
+            lastSequence: Int64(row.column("last_sequence")?.integer ?? 0),
+            verification: decode(AgentVerification.self, row.column("verification")?.string))
+    }
+
+    public func recordRefusal(_ refusal: IdentityRefusal) async throws {
+        try await exclusive {
+            try await transaction {
+                try await run(
+                    "INSERT INTO identity_refusals (instance_id, agent_id, reason, source, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        .text(refusal.instanceId), refusal.agentId.map { .text($0) } ?? .null, .text(refusal.reason),
+                        refusal.source.map { .text($0) } ?? .null,
+                        .text(refusal.detail), .integer(Int(refusal.atMs)),
+                    ])
+                // A day of them is plenty for alerts and forensics; the log has the rest.
+                try await run("DELETE FROM identity_refusals WHERE at < ?", [.integer(Int(refusal.atMs - IdentityRefusal.keptMs))])
+            }
+        }
+    }
+
+    public func refusals(since: Int64) async throws -> [IdentityRefusal] {
+        try await exclusive {
+            try await run("SELECT * FROM identity_refusals WHERE at >= ? ORDER BY id DESC LIMIT 1000", [.integer(Int(since))]).compactMap { row in
+                guard let instance = row.column("instance_id")?.string, let reason = row.column("reason")?.string else { return nil }
+                return IdentityRefusal(
+                    instanceId: instance, agentId: row.column("agent_id")?.string, reason: reason, source: row.column("source")?.string,
+                    detail: row.column("detail")?.string ?? "", atMs: Int64(row.column("at")?.integer ?? 0))
+            }
+        }
     }
 
     // MARK: - Topology and plans

@@ -14,15 +14,82 @@ public struct AgentRecord: Sendable, Hashable, Codable {
     public var lastSeenAtMs: Int64
     /// The highest report sequence stored.
     public var lastSequence: Int64
+    /// How it proved its instance at its last registration with the enrollment token (nil: registered before
+    /// verification existed).
+    public var verification: AgentVerification?
 
     /// Creates a record.
-    public init(agentId: String, tokenHash: String, registration: Registration, registeredAtMs: Int64, lastSeenAtMs: Int64, lastSequence: Int64 = 0) {
+    public init(
+        agentId: String, tokenHash: String, registration: Registration, registeredAtMs: Int64, lastSeenAtMs: Int64, lastSequence: Int64 = 0,
+        verification: AgentVerification? = nil
+    ) {
+        self.verification = verification
         self.agentId = agentId
         self.tokenHash = tokenHash
         self.registration = registration
         self.registeredAtMs = registeredAtMs
         self.lastSeenAtMs = lastSeenAtMs
         self.lastSequence = lastSequence
+    }
+}
+
+/// How an agent proved which instance it runs on.
+public struct AgentVerification: Sendable, Hashable, Codable {
+    /// The checks it passed: `source-address`, `instance-identity`; empty when the collector verifies nothing.
+    public var checks: [String]
+    /// The address the registration came from (after trusted proxies).
+    public var sourceAddress: String?
+    /// SHA-256 (hex) of the agent's key; a live agent is not displaced by a registration with another.
+    public var keyHash: String?
+    /// From a verified identity document.
+    public var accountId: String?
+    public var region: String?
+    public var privateIp: String?
+    public var pendingTime: String?
+    /// When.
+    public var verifiedAtMs: Int64
+
+    /// Creates a verification.
+    public init(
+        checks: [String], sourceAddress: String? = nil, keyHash: String? = nil, accountId: String? = nil, region: String? = nil,
+        privateIp: String? = nil, pendingTime: String? = nil, verifiedAtMs: Int64
+    ) {
+        self.checks = checks
+        self.sourceAddress = sourceAddress
+        self.keyHash = keyHash
+        self.accountId = accountId
+        self.region = region
+        self.privateIp = privateIp
+        self.pendingTime = pendingTime
+        self.verifiedAtMs = verifiedAtMs
+    }
+}
+
+/// A registration the collector refused because the claim did not hold (not for a wrong enrollment token).
+public struct IdentityRefusal: Sendable, Hashable, Codable {
+    /// The instance the registration claimed.
+    public var instanceId: String
+    /// The agent id it asked for.
+    public var agentId: String?
+    /// Which check failed (the `reason` label of `plumb_registrations_refused_total`).
+    public var reason: String
+    /// The address it came from.
+    public var source: String?
+    /// What did not hold.
+    public var detail: String
+    public var atMs: Int64
+
+    /// Refusals are kept a day.
+    public static let keptMs: Int64 = 86_400_000
+
+    /// Creates a refusal.
+    public init(instanceId: String, agentId: String?, reason: String, source: String?, detail: String, atMs: Int64) {
+        self.instanceId = instanceId
+        self.agentId = agentId
+        self.reason = reason
+        self.source = source
+        self.detail = detail
+        self.atMs = atMs
     }
 }
 
@@ -325,6 +392,10 @@ public protocol Store: Sendable {
     func agent(id: String) async throws -> AgentRecord?
     /// Every agent, by id.
     func agents() async throws -> [AgentRecord]
+    /// Records a refused registration (kept `IdentityRefusal.keptMs`).
+    func recordRefusal(_ refusal: IdentityRefusal) async throws
+    /// Refusals at or after `since`, newest first (at most 1,000).
+    func refusals(since: Int64) async throws -> [IdentityRefusal]
 
     /// Stores a new topology version and returns its number.
     func saveTopology(document: String, format: String, author: String, comment: String?, at: Int64) async throws -> Int

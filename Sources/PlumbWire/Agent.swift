@@ -87,18 +87,43 @@ public struct Registration: Codable, Sendable, Hashable {
     public var capabilities: [ProbeKind]
     /// The responder's port (UDP and TCP).
     public var responderPort: Int?
+    /// On EC2: the instance identity document and its signature from IMDS, which the collector verifies against
+    /// AWS's certificate for the region (docs/security.md).
+    public var instanceIdentity: InstanceIdentityProof?
+    /// A secret the agent made at its first start and keeps in its spool directory (`agent-key`, mode 0600), sent
+    /// with every registration. The collector keeps its hash: while the agent that registered an instance is live,
+    /// a registration of that instance with another key is refused (`identity_conflict`), even with a valid identity
+    /// document, which anyone who saw one can replay.
+    public var agentKey: String?
 
     /// Creates a registration.
     public init(
         version: Int = 1, agentId: String? = nil, identity: AgentIdentity, agentVersion: String, capabilities: [ProbeKind],
-        responderPort: Int?
+        responderPort: Int?, instanceIdentity: InstanceIdentityProof? = nil, agentKey: String? = nil
     ) {
+        self.instanceIdentity = instanceIdentity
+        self.agentKey = agentKey
         self.version = version
         self.agentId = agentId
         self.identity = identity
         self.agentVersion = agentVersion
         self.capabilities = capabilities
         self.responderPort = responderPort
+    }
+}
+
+/// What IMDS says about the instance, signed by AWS: `/latest/dynamic/instance-identity/document` (JSON, sent
+/// exactly as read) and `/latest/dynamic/instance-identity/signature` (base64 RSA-SHA256 of the document).
+public struct InstanceIdentityProof: Codable, Sendable, Hashable {
+    /// The document, byte for byte as IMDS served it.
+    public var document: String
+    /// The base64 signature.
+    public var signature: String
+
+    /// Creates a proof.
+    public init(document: String, signature: String) {
+        self.document = document
+        self.signature = signature
     }
 }
 
@@ -197,12 +222,15 @@ public struct ErrorBody: Codable, Sendable, Hashable {
         public var message: String
         /// The field at fault, if one is.
         public var field: String?
+        /// For `identity_refused`: which check failed (`source_address`, `identity_signature`, `instance_in_use`, …).
+        public var reason: String?
 
         /// Creates a detail.
-        public init(code: String, message: String, field: String? = nil) {
+        public init(code: String, message: String, field: String? = nil, reason: String? = nil) {
             self.code = code
             self.message = message
             self.field = field
+            self.reason = reason
         }
     }
 
@@ -210,7 +238,7 @@ public struct ErrorBody: Codable, Sendable, Hashable {
     public var error: Detail
 
     /// Creates an error body.
-    public init(code: String, message: String, field: String? = nil) {
-        error = Detail(code: code, message: message, field: field)
+    public init(code: String, message: String, field: String? = nil, reason: String? = nil) {
+        error = Detail(code: code, message: message, field: field, reason: reason)
     }
 }

@@ -16,7 +16,7 @@ struct PlumbCollectorCommand: AsyncParsableCommand {
         commandName: "plumb-collector",
         abstract: "The Plumb collector: topology, plans, ingest, drift alerts, webhooks, API.",
         version: "0.4.0",
-        subcommands: [Serve.self, Demo.self],
+        subcommands: [Serve.self, Demo.self, TokenCommand.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -41,6 +41,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "HOST:PORT to listen on (default 127.0.0.1:7470).") var listen: String?
     @Option(help: "File holding the operator token.") var operatorTokenFile: String?
     @Option(help: "File holding the enrollment token.") var enrollmentTokenFile: String?
+    @Option(help: "Named operator tokens, read or admin, as hashes (plumb-collector token add); re-read when it changes.")
+    var operatorTokensFile: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String = "info"
 
     func run() async throws {
@@ -63,6 +65,7 @@ struct Serve: AsyncParsableCommand {
             if let operatorTokenFile {
                 settings.operatorToken = try CollectorConfiguration.readSecret(operatorTokenFile, what: "--operator-token-file")
             }
+            if let operatorTokensFile { settings.operatorTokensFile = operatorTokensFile }
             if let enrollmentTokenFile {
                 settings.enrollmentToken = try CollectorConfiguration.readSecret(enrollmentTokenFile, what: "--enrollment-token-file")
             }
@@ -72,8 +75,10 @@ struct Serve: AsyncParsableCommand {
                     "no enrollment token: agents could not register. Set PLUMB_ENROLLMENT_TOKEN(_FILE), --enrollment-token-file or tokens.enrollmentToken(File)"
                 ])
             }
-            if settings.operatorToken == nil {
-                logger.warning("no operator token: the operator routes answer 403. Set PLUMB_OPERATOR_TOKEN(_FILE) or --operator-token-file")
+            if settings.operatorToken == nil && settings.operatorTokensFile == nil {
+                logger.warning(
+                    "no operator token: the operator routes answer 403. Set --operator-tokens-file, PLUMB_OPERATOR_TOKEN(_FILE) or --operator-token-file"
+                )
             }
         } catch {
             FileHandle.standardError.write(Data("plumb-collector: \(error)\n".utf8))

@@ -224,6 +224,58 @@ struct DriftTests {
         #expect(quiet.map(\.kind) == [.agentSilent])
     }
 
+    @Test("flows to and from a failing NAT's own host join its nat_failure; the same failures without one are their own alert")
+    func natHostFlowsFold() {
+        let correlator = Engine(BlameEngine(silenceMs: 30_000, natInstances: ["nat": "nat-box"]))
+        let agents = ["app-1", "app-2", "db-1", "nat-box"].map {
+            AgentActivity(agentId: $0, instance: $0, subnet: $0 == "nat-box" ? "public" : "app", lastSeenMs: 10_000)
+        }
+        // The NAT's link is down (a flap: its agent is not late yet): egress fails, and so do the probes towards the NAT
+        // instance's responder and its agent's own probes, which cross the host's security group.
+        let host = [
+            probe(
+                "nat", agent: "app-1", subnet: "app", target: "nat-box",
+                components: ["network-acl:acl-app/egress/udp/7471", "instance:nat-box", "security-group:sg-nat"]),
+            probe(
+                "nat", agent: "app-2", subnet: "app", target: "nat-box",
+                components: ["network-acl:acl-app/egress/udp/7471", "instance:nat-box", "security-group:sg-nat"]),
+            probe("app", agent: "nat-box", subnet: "public", target: "app-1", components: ["security-group:sg-nat", "instance:app-1"]),
+        ]
+        let failing =
+            pairs.map { view($0, $0.id == "s3" ? .disagreeing : .agreeing, $0.id == "s3" ? .blocked : nil) }
+            + host.map { view($0, .disagreeing, .blocked) }
+        let findings = correlator.findings(pairs: failing, agents: agents, placements: [], now: 10_000)
+        #expect(findings.map(\.kind) == [.natFailure])
+        #expect(findings.first?.pairs.count == 6)
+        #expect(findings.first?.evidence.contains { $0.hasPrefix("flows to and from the NAT instance fail too") } == true)
+        // Egress works: the same host failures are a finding of their own (the NAT is not what failed).
+        let alone = correlator.findings(
+            pairs: pairs.map { view($0, .agreeing) } + host.map { view($0, .disagreeing, .blocked) }, agents: agents, placements: [], now: 10_000)
+        #expect(!alone.isEmpty && !alone.contains { $0.kind == .natFailure })
+    }
+
+    @Test("refused registrations are one identity_conflict per claimed instance, critical, until conflictMs after the last")
+    func identityConflicts() {
+        let engine = BlameEngine(conflictMs: 60_000)
+        let refusals = [
+            RegistrationRefusal(
+                instance: "i-db", agentId: "i-db", reason: "source_address", source: "10.0.1.10", detail: "not db's address", atMs: 1_000),
+            RegistrationRefusal(
+                instance: "i-db", agentId: "i-db", reason: "source_address", source: "10.0.1.10", detail: "not db's address", atMs: 5_000),
+            RegistrationRefusal(instance: "i-web", agentId: "x", reason: "instance_in_use", source: nil, detail: "live agent", atMs: 2_000),
+        ]
+        let findings = engine.findings(BlameInput(pairs: [], refusals: refusals, now: 10_000))
+        #expect(findings.map(\.kind) == [.identityConflict, .identityConflict])
+        let db = findings.first { $0.component == "i-db" }
+        #expect(db?.severity == .critical)
+        #expect(db?.componentType == "instance")
+        #expect(db?.summary.contains("2 registrations claiming i-db refused from 10.0.1.10 (source_address)") == true)
+        #expect(db?.evidence.first?.hasPrefix("5 s ago") == true)
+        // 60 s after the last refusal for i-db it is over; i-web's ended earlier.
+        #expect(engine.findings(BlameInput(pairs: [], refusals: refusals, now: 64_000)).map(\.component) == ["i-db"])
+        #expect(engine.findings(BlameInput(pairs: [], refusals: refusals, now: 65_001)).isEmpty)
+    }
+
     @Test("an ENI answered by another instance, or reported by another agent, is one eni_moved naming both instances")
     func eniMoved() {
         var static1 = probe("eni:eni-zk", agent: "app-1", subnet: "app", target: "eni-zk", components: [], purpose: .staticENI)

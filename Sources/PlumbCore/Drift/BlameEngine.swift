@@ -8,11 +8,17 @@ public struct BlameInput: Sendable {
     public var placements: [InterfacePlacementDrift]
     /// The alerts open now (an episode holds its pairs, and its component keeps new failures, within its hold-down).
     public var open: [Alert]
+    /// Registrations refused for their identity claim, recent ones (any order).
+    public var refusals: [RegistrationRefusal]
     /// Now, in milliseconds since the epoch.
     public var now: Int64
 
     /// Creates an input.
-    public init(pairs: [PairView], agents: [AgentActivity] = [], placements: [InterfacePlacementDrift] = [], open: [Alert] = [], now: Int64) {
+    public init(
+        pairs: [PairView], agents: [AgentActivity] = [], placements: [InterfacePlacementDrift] = [], open: [Alert] = [],
+        refusals: [RegistrationRefusal] = [], now: Int64
+    ) {
+        self.refusals = refusals
         self.pairs = pairs
         self.agents = agents
         self.placements = placements
@@ -47,6 +53,8 @@ public struct BlameEngine: Sendable {
     public var settleMs: Int64
     /// Milliseconds an episode keeps its pairs and its component after the component last failed (the hold-down).
     public var holdDownMs: Int64
+    /// Milliseconds an `identity_conflict` stays after the last refused claim for its instance.
+    public var conflictMs: Int64
     /// NAT instance ids by NAT id.
     public var natInstances: [String: String]
     /// Agreeing results in a row after which a pair vouches for its path: as many as its hysteresis window, so a pair
@@ -59,8 +67,9 @@ public struct BlameEngine: Sendable {
     /// An engine.
     public init(
         silenceMs: Int64 = 30_000, lateMs: Int64? = nil, settleMs: Int64 = 10_000, holdDownMs: Int64 = 0, vouchAfter: Int = 5,
-        confirmSingle: Int = 4, natInstances: [String: String] = [:]
+        confirmSingle: Int = 4, natInstances: [String: String] = [:], conflictMs: Int64 = 300_000
     ) {
+        self.conflictMs = conflictMs
         self.vouchAfter = vouchAfter
         self.confirmSingle = confirmSingle
         self.silenceMs = silenceMs
@@ -100,7 +109,30 @@ public struct BlameEngine: Sendable {
         findings += egress(disagreeing.filter { $0.reason == .egressIP })
         findings += latency(input.pairs.filter { $0.state.latencyRegressed && $0.state.status != .disagreeing && isLive($0.probe.sourceAgent) })
         findings = foldNATAgents(findings, input: input)
+        findings += conflicts(input.refusals, now: now)
         return Self.merged(findings)
+    }
+
+    // MARK: - Identity
+
+    /// One `identity_conflict` per instance with a refused claim in the last `conflictMs`: critical, since either
+    /// someone impersonates the instance or two agents run on it, and its results cannot be trusted as they were.
+    private func conflicts(_ refusals: [RegistrationRefusal], now: Int64) -> [Finding] {
+        let recent = refusals.filter { now - $0.atMs <= conflictMs && $0.atMs <= now }
+        return Dictionary(grouping: recent, by: \.instance).sorted { $0.key < $1.key }.map { instance, claims in
+            let newest = claims.sorted { $0.atMs > $1.atMs }
+            let reasons = Set(claims.map(\.reason)).sorted()
+            let sources = Set(claims.compactMap(\.source)).sorted()
+            let from = sources.isEmpty ? "" : " from \(sources.joined(separator: ", "))"
+            return Finding(
+                kind: .identityConflict, severity: .critical, component: instance, componentType: ComponentKind.instance.rawValue,
+                summary:
+                    "\(claims.count) registration\(claims.count == 1 ? "" : "s") claiming \(instance) refused\(from) (\(reasons.joined(separator: ", ")))",
+                pairs: [],
+                evidence: newest.prefix(5).map { claim in
+                    "\((now - claim.atMs) / 1000) s ago: \(claim.agentId.map { "agent \($0), " } ?? "")\(claim.source.map { "from \($0), " } ?? "")\(claim.reason): \(claim.detail)"
+                })
+        }
     }
 
     // MARK: - Silence
@@ -154,13 +186,57 @@ public struct BlameEngine: Sendable {
         guard !failing.isEmpty else { return findings }
         let hosts = Set(failing.compactMap { natInstances[$0] })
         let hostOfAgent = Dictionary(input.agents.map { ($0.agentId, $0.instance) }, uniquingKeysWith: { first, _ in first })
+        var result = findings
         let folded = findings.filter { $0.kind == .agentSilent && hosts.contains(hostOfAgent[$0.component] ?? "") }
-        guard !folded.isEmpty else { return findings }
-        var result = findings.filter { !($0.kind == .agentSilent && hosts.contains(hostOfAgent[$0.component] ?? "")) }
+        if !folded.isEmpty {
+            result = result.filter { !($0.kind == .agentSilent && hosts.contains(hostOfAgent[$0.component] ?? "")) }
+            for index in result.indices where result[index].kind == .natFailure {
+                guard let host = natInstances[result[index].component] else { continue }
+                result[index].evidence += folded.filter { hostOfAgent[$0.component] == host }.map {
+                    "the agent on the NAT instance is silent too: \($0.summary)"
+                }
+            }
+        }
+        return foldNATHostPaths(result, input: input, hosts: hosts)
+    }
+
+    /// A failing NAT instance fails the flows to and from its own host too (its agent's probes, the probes towards
+    /// its responder): an `unexpected_block` all of whose pairs start or end on the host of a NAT that is failing now
+    /// is that `nat_failure` (its pairs join the episode), not a second alert on the host's instance or security group.
+    private func foldNATHostPaths(_ findings: [Finding], input: BlameInput, hosts: Set<String>) -> [Finding] {
+        let candidates = findings.filter { $0.kind == .unexpectedBlock && !$0.pairs.isEmpty }
+        guard !candidates.isEmpty, !hosts.isEmpty else { return findings }
+        let wanted = Set(candidates.flatMap(\.pairs))
+        var ends: [String: (source: String, target: String?)] = [:]
+        for index in input.pairs.indices where wanted.contains(input.pairs[index].key) {
+            ends[input.pairs[index].key] = (input.pairs[index].probe.sourceInstance, input.pairs[index].probe.targetInstance)
+        }
+        let natOfHost = Dictionary(
+            findings.filter { $0.kind == .natFailure }.compactMap { finding in natInstances[finding.component].map { ($0, finding.component) } },
+            uniquingKeysWith: { first, _ in first })
+        var joining: [String: [Finding]] = [:]  // NAT id → findings folded into its nat_failure
+        var result: [Finding] = []
+        for finding in findings {
+            guard finding.kind == .unexpectedBlock, !finding.pairs.isEmpty else {
+                result.append(finding)
+                continue
+            }
+            let touched = finding.pairs.map { key -> Set<String> in
+                guard let end = ends[key] else { return [] }
+                return Set([end.source] + (end.target.map { [$0] } ?? [])).intersection(hosts)
+            }
+            if let host = touched.first?.first, touched.allSatisfy({ $0.contains(host) }), let nat = natOfHost[host] {
+                joining[nat, default: []].append(finding)
+            } else {
+                result.append(finding)
+            }
+        }
+        guard !joining.isEmpty else { return findings }
         for index in result.indices where result[index].kind == .natFailure {
-            guard let host = natInstances[result[index].component] else { continue }
-            result[index].evidence += folded.filter { hostOfAgent[$0.component] == host }.map {
-                "the agent on the NAT instance is silent too: \($0.summary)"
+            guard let joined = joining[result[index].component] else { continue }
+            for finding in joined {
+                result[index].pairs += finding.pairs.filter { !result[index].pairs.contains($0) }
+                result[index].evidence.append("flows to and from the NAT instance fail too: \(finding.summary)")
             }
         }
         return result

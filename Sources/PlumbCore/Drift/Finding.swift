@@ -76,6 +76,31 @@ public struct AgentActivity: Sendable, Hashable {
     }
 }
 
+/// A registration the collector refused because its identity claim did not hold.
+public struct RegistrationRefusal: Sendable, Hashable {
+    /// The instance it claimed.
+    public var instance: String
+    /// The agent id it asked for.
+    public var agentId: String?
+    /// Which check failed.
+    public var reason: String
+    /// Where it came from.
+    public var source: String?
+    /// What did not hold.
+    public var detail: String
+    public var atMs: Int64
+
+    /// Creates a refusal.
+    public init(instance: String, agentId: String?, reason: String, source: String?, detail: String, atMs: Int64) {
+        self.instance = instance
+        self.agentId = agentId
+        self.reason = reason
+        self.source = source
+        self.detail = detail
+        self.atMs = atMs
+    }
+}
+
 /// An ENI seen on another instance than the model says (from an agent's own discovery).
 public struct InterfacePlacementDrift: Sendable, Hashable {
     public var interface: String
@@ -104,6 +129,9 @@ public struct Finding: Sendable, Hashable, Codable {
         case agentSilent = "agent_silent"
         case subnetSilent = "subnet_silent"
         case latencyRegression = "latency_regression"
+        /// A registration claimed an instance and was refused (a wrong address, a forged identity document, a second
+        /// agent for an instance that has a live one): someone is trying to impersonate it, or two agents run there.
+        case identityConflict = "identity_conflict"
     }
 
     /// How urgent.

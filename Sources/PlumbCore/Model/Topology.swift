@@ -132,12 +132,20 @@ public struct VPC: Codable, Sendable {
     public var name: String?
     /// IPv4 CIDR blocks; the first is the primary.
     public var cidrBlocks: [CIDR]
+    /// The AWS account that owns the VPC (12 digits; `OwnerId` in describe-vpcs). When set, agents' instance identity
+    /// documents must name it.
+    public var account: String?
+    /// The region (`us-east-1`). When set, agents' instance identity documents must name it; when not, the region is
+    /// taken from the subnets' zones where they are region-style names (`us-east-1a`).
+    public var region: String?
 
     /// Creates a VPC.
-    public init(id: String, name: String? = nil, cidrBlocks: [CIDR]) {
+    public init(id: String, name: String? = nil, cidrBlocks: [CIDR], account: String? = nil, region: String? = nil) {
         self.id = id
         self.name = name
         self.cidrBlocks = cidrBlocks
+        self.account = account
+        self.region = region
     }
 }
 
