@@ -143,6 +143,7 @@ public struct InstanceIdentityVerifier: Sendable {
         let root = try DER.parse(der)
         return try DER.sequence(root, identifier: .sequence) { certificate in
             guard let tbs = certificate.next() else { throw ConfigurationProblem("no tbsCertificate") }
+            while certificate.next() != nil {}  // the signature algorithm and value: the certificate is trusted as configured
             return try DER.sequence(tbs, identifier: .sequence) { fields in
                 var node = fields.next()
                 if node?.identifier == ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific) { node = fields.next() }  // version
@@ -151,6 +152,7 @@ public struct InstanceIdentityVerifier: Sendable {
                 guard let validity = fields.next() else { throw ConfigurationProblem("no validity") }
                 _ = fields.next()  // subject
                 guard let spki = fields.next() else { throw ConfigurationProblem("no subject public key") }
+                while fields.next() != nil {}  // unique ids, extensions
                 let (notBefore, notAfter) = try DER.sequence(validity, identifier: .sequence) { times in
                     guard let first = times.next(), let second = times.next() else { throw ConfigurationProblem("validity is not two times") }
                     return (try Self.date(first), try Self.date(second))

@@ -23,9 +23,10 @@ struct Harness {
 
     /// A collector on a fresh SQLite file. `holdDownSeconds` is 0 by default: these tests step time by hand and expect
     /// a resolution as soon as the pairs agree again; the hold-down has its own tests (PlumbCoreTests, the lab).
-    static func make(receivers: [Receiver] = [], directory: String? = nil, model: String? = karmaPath, holdDownSeconds: Double? = 0) async throws
-        -> Harness
-    {
+    static func make(
+        receivers: [Receiver] = [], directory: String? = nil, model: String? = karmaPath, holdDownSeconds: Double? = 0,
+        configure: (inout CollectorConfiguration) -> Void = { _ in }
+    ) async throws -> Harness {
         let directory = directory ?? NSTemporaryDirectory() + "plumb-collector-test-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var configuration = CollectorConfiguration()
@@ -36,6 +37,7 @@ struct Harness {
         configuration.receivers = receivers
         configuration.silenceSeconds = 60
         configuration.holdDownSeconds = holdDownSeconds
+        configure(&configuration)
         let store = try await SQLiteStore.open(path: configuration.sqlitePath, logger: quiet)
         let collector = Collector(store: store, configuration: configuration, logger: quiet)
         try await collector.start(now: 1_000)
