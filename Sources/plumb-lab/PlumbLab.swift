@@ -2,8 +2,10 @@ import ArgumentParser
 import Foundation
 import PlumbCore
 import PlumbFakes
+import PlumbIdentity
 import PlumbModelIO
 import PlumbProbes
+import PlumbWire
 import Synchronization
 
 /// The lab's helper: reads the lab model and generates what deploy/lab/lab.sh builds, and runs the lab's stand-ins
@@ -69,6 +71,12 @@ struct IMDS: ParsableCommand {
     @Option(help: "The instance id.") var instance: String
     @Option(help: "The address to listen on.") var address = "169.254.169.254"
     @Option(help: "The port.") var port = 80
+    @Option(
+        help:
+            "A PEM RSA private key: serve /latest/dynamic/instance-identity/document and its signature, signed with it as AWS signs them (the lab's collector trusts its certificate)."
+    )
+    var identityKey: String?
+    @Option(help: "The account id in the identity document (default: the model's vpc.account, else 000000000000).") var account: String?
 
     func run() throws {
         let topology = try loadModel(model)
@@ -76,6 +84,22 @@ struct IMDS: ParsableCommand {
             throw ValidationError("no instance \(instance) in \(model)")
         }
         let zone = topology.subnets.first { $0.id == own.interfaces.first?.subnet }?.zone ?? "us-east-1a"
+        var proof: InstanceIdentityProof?
+        if let identityKey {
+            guard let pem = try? String(contentsOfFile: identityKey, encoding: .utf8) else { throw ValidationError("cannot read \(identityKey)") }
+            let signer: InstanceIdentitySigner
+            do {
+                signer = try InstanceIdentitySigner(pem: pem)
+            } catch {
+                throw ValidationError("\(identityKey): not a PEM RSA private key (\(error))")
+            }
+            let document = InstanceIdentityDocument(
+                accountId: account ?? topology.vpc.account ?? "000000000000", instanceId: own.id,
+                region: topology.vpc.region ?? String(zone.dropLast()),
+                availabilityZone: zone, privateIp: own.interfaces.first.map { $0.privateIp.description }, pendingTime: "2026-01-01T00:00:00Z",
+                instanceType: "t3.micro", imageId: "ami-0lab0000000000000")
+            proof = try signer.proof(for: document.text)
+        }
         var catalog: [String: FakeIMDS.Interface] = [:]
         for eni in topology.instances.flatMap(\.interfaces) {
             guard let mac = eni.mac?.lowercased(), let subnet = topology.subnets.first(where: { $0.id == eni.subnet }) else { continue }
@@ -85,10 +109,13 @@ struct IMDS: ParsableCommand {
                 publicIPv4s: [eni.elasticIp ?? eni.publicIp].compactMap { $0?.description }, securityGroupIds: eni.securityGroups)
         }
         let byMAC = catalog
+        let signed = proof
         let current: @Sendable () -> FakeIMDS.Instance = {
             let present = Set(LocalInterfaces.list().compactMap { $0.mac?.lowercased() })
             let interfaces = byMAC.filter { present.contains($0.key) }.values.sorted { $0.deviceNumber < $1.deviceNumber }
-            return FakeIMDS.Instance(instanceId: own.id, zone: zone, region: String(zone.dropLast()), interfaces: interfaces)
+            return FakeIMDS.Instance(
+                instanceId: own.id, zone: zone, region: String(zone.dropLast()), interfaces: interfaces, identityDocument: signed?.document,
+                identitySignature: signed?.signature)
         }
         let server = try FakeIMDS(instance: current(), address: address, port: port)
         Thread.detachNewThread {

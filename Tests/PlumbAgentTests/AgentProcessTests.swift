@@ -217,6 +217,41 @@ struct AgentProcessTests {
         #expect(refused.allSatisfy { $0.outcome == .unsupported && ($0.detail ?? "").contains("CAP_NET_RAW") })
     }
 
+    @Test("on EC2 the registration carries IMDS's signed identity document, byte for byte, and the agent key, which survives a restart")
+    func identityProof() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let document = "{\n  \"accountId\" : \"123456789012\",\n  \"instanceId\" : \"i-0abc\",\n  \"region\" : \"eu-west-1\"\n}"
+        let imds = try FakeIMDS(
+            instance: FakeIMDS.Instance(
+                instanceId: "i-0abc", zone: "eu-west-1b", region: "eu-west-1", interfaces: [], identityDocument: document,
+                identitySignature: "c2lnbmF0dXJl\nbGluZXM="))
+        defer { imds.stop() }
+        let collector = try FakeCollector()
+        defer { collector.stop() }
+        try write(collector.enrollmentToken + "\n", to: directory.path + "/token")
+        let arguments = [
+            "--collector", collector.url, "--enrollment-token-file", directory.path + "/token", "--spool-dir", directory.path + "/spool",
+            "--imds", imds.endpoint, "--responder-port", "0", "--responder-address", "127.0.0.1",
+        ]
+        var agent = try AgentBinary.Running([], arguments, directory: directory.path)
+        #expect(await eventually(seconds: 10) { !collector.state.withLock { $0.registrations.isEmpty } }, "\(agent.errors)")
+        _ = await agent.terminate()
+        let first = try #require(collector.state.withLock { $0.registrations.first })
+        #expect(first.identity.instanceId == "i-0abc")
+        #expect(first.instanceIdentity == InstanceIdentityProof(document: document, signature: "c2lnbmF0dXJl\nbGluZXM="))
+        let key = try #require(first.agentKey)
+        #expect(key.count == 64)
+        let attributes = try FileManager.default.attributesOfItem(atPath: directory.path + "/spool/agent-key")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        // A new run (its session removed, so it registers with the enrollment token again) sends the same key.
+        try? FileManager.default.removeItem(atPath: directory.path + "/spool/session.json")
+        agent = try AgentBinary.Running([], arguments, directory: directory.path)
+        #expect(await eventually(seconds: 10) { collector.state.withLock { $0.registrations.count >= 2 } }, "\(agent.errors)")
+        _ = await agent.terminate()
+        #expect(collector.state.withLock { $0.registrations.last?.agentKey } == key)
+    }
+
     @Test("with a collector: registers, follows plan changes by ETag, spools through an outage, and delivers every batch once")
     func collectorMode() async throws {
         let directory = try TemporaryDirectory()

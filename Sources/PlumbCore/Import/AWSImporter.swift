@@ -136,7 +136,8 @@ public struct AWSImporter {
         }
         if blocks.isEmpty, let block = cidr(vpcNode, "CidrBlock", "VPC \(vpcId)") { blocks.append(block) }
         var topology = Topology(
-            name: tag(vpcNode, "Name") ?? vpcId, vpc: VPC(id: vpcId, name: tag(vpcNode, "Name"), cidrBlocks: blocks, account: vpcNode["OwnerId"]?.scalar))
+            name: tag(vpcNode, "Name") ?? vpcId,
+            vpc: VPC(id: vpcId, name: tag(vpcNode, "Name"), cidrBlocks: blocks, account: vpcNode["OwnerId"]?.scalar))
 
         for gateway in list("describe-internet-gateways.json", "InternetGateways") ?? [] {
             let attached = gateway["Attachments"]?.elements?.contains { $0["VpcId"]?.scalar == vpcId } ?? false
