@@ -10,7 +10,7 @@
 #
 # Needs root, iproute2, iptables, haproxy, setpriv, sqlite3, curl and jq. Every address lives inside the
 # namespaces the lab creates (all named pl-*); the root namespace gets no interface, route or rule. Scenario 11 needs
-# prometheus-alertmanager, scenario 12 PostgreSQL 15 (deploy/postgres/test-cluster.sh); without them those fail.
+# prometheus-alertmanager, scenario 13 PostgreSQL 15 (deploy/postgres/test-cluster.sh); without them those fail.
 # Environment: PLUMB_BIN (directory with the built binaries; default: swift build's), PLUMB_LAB_STATE
 # (default /tmp/plumb-lab), PLUMB_LAB_SCENARIOS (e.g. "2 5" to run only those), PLUMB_LAB_STEADY_SECONDS
 # (scenario 1's length, default 120), PLUMB_LAB_MODEL (default deploy/lab/lab.yaml).
@@ -20,6 +20,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 MODEL=${PLUMB_LAB_MODEL:-$HERE/lab.yaml}
 STATE=${PLUMB_LAB_STATE:-/tmp/plumb-lab}
+CURL_TLS=() # curl's options for the collector's TLS (its CA), when the collector speaks TLS
 BIN=${PLUMB_BIN:-}
 NS=pl-                     # the prefix of every namespace the lab creates
 RTR=${NS}rtr
@@ -39,7 +40,7 @@ now_ms() { date +%s%3N; }
 need() {
     [[ $(id -u) == 0 ]] || die "the lab needs root (network namespaces and iptables); run it with sudo"
     local tool missing=()
-    for tool in ip iptables iptables-restore haproxy setpriv sqlite3 curl jq; do
+    for tool in ip iptables iptables-restore haproxy setpriv sqlite3 curl jq openssl; do
         command -v "$tool" >/dev/null || missing+=("$tool")
     done
     ((${#missing[@]} == 0)) || die "missing: ${missing[*]} (Debian: apt-get install iproute2 iptables haproxy util-linux sqlite3 curl jq)"
@@ -132,6 +133,11 @@ up() {
     head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$STATE/webhook-secret"
     chmod 600 "$STATE/operator-token" "$STATE/webhook-secret"
     chmod 644 "$STATE/enrollment-token" # the agents run as nobody; in a deployment, a group-readable file
+    # The IMDS stand-ins sign identity documents with a key made for this run, as AWS signs them; the collector trusts
+    # its certificate (identity.certificateFile), as it would trust AWS's RSA certificate for the region.
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$STATE/imds-identity.key" -out "$STATE/imds-identity.pem" -days 2 \
+        -subj "/C=US/O=plumb lab/CN=instance identity" 2>/dev/null || die "openssl could not make the IMDS identity key"
+    chmod 600 "$STATE/imds-identity.key"
     local vpc
     vpc=$(awk '$1 == "vpc" {print $2; exit}' "$STATE/layout")
 
@@ -270,7 +276,8 @@ up() {
         start "svc-$instance-$port" "$NS$instance" --as-nobody "$BIN/plumb-lab" http --address "$address" --port "$port" --text "$instance:$port"
     done < <(awk '$1 == "listen"' "$STATE/layout")
     for instance in $(agent_instances); do
-        start "imds-$instance" "$NS$instance" "$BIN/plumb-lab" imds --model "$MODEL" --instance "$(instance_id "$instance")"
+        start "imds-$instance" "$NS$instance" "$BIN/plumb-lab" imds --model "$MODEL" --instance "$(instance_id "$instance")" \
+            --identity-key "$STATE/imds-identity.key"
     done
 
     log "collector and webhook receiver"
@@ -282,6 +289,11 @@ tokens:
   operatorTokenFile: $STATE/operator-token
   enrollmentTokenFile: $STATE/enrollment-token
 evaluation: {intervalSeconds: 1, silenceSeconds: 10}
+identity:
+  verify: [source-address, instance-identity]
+  certificateFile: $STATE/imds-identity.pem
+  trustedProxies: [127.0.0.1/32]   # scenario 13's haproxy, on the collector namespace's loopback
+  conflictSeconds: 20
 agents: {reportIntervalMs: 1000, planRefreshMs: 5000}
 receivers:
   - {name: lab, url: "http://127.0.0.1:$RECEIVER_PORT/hooks/plumb", format: plumb, secret: "$(cat "$STATE/webhook-secret")", maxBackoffSeconds: 5}
@@ -338,7 +350,7 @@ start_receiver() {
 start_agent() { start "agent-$1" "$NS$1" --as-nobody "$BIN/plumb-agent" --config "$STATE/agents/$1.yaml" --log-level notice; }
 
 # ---------------------------------------------------------------------------------------------------------------
-# Two collectors on PostgreSQL (scenario 12): a throwaway PostgreSQL cluster (deploy/postgres/test-cluster.sh) in the
+# Two collectors on PostgreSQL (scenario 13): a throwaway PostgreSQL cluster (deploy/postgres/test-cluster.sh) in the
 # collector's namespace, listening on its loopback; collectors collector-a and collector-b on 127.0.0.1:18443 and
 # :18444 there, with the lab's collector.yaml and --db, --id, --listen; haproxy (HTTP, round robin, GET /readyz)
 # on the address and port the agents use as their collector URL. `down` stops all of it.
@@ -380,6 +392,8 @@ start_collector_haproxy() {
         echo "    option redispatch 1"
         echo "frontend collector"
         echo "    bind $(collector_address):$(collector_port)"
+        # The collectors check a registration's source address: they trust this proxy's X-Forwarded-For.
+        echo "    option forwardfor"
         echo "    default_backend collectors"
         echo "backend collectors"
         echo "    balance roundrobin"
@@ -452,7 +466,7 @@ down() {
             kill -KILL "${pids[@]}" 2>/dev/null || true
         fi
     fi
-    postgres_stop # scenario 12's cluster, if any: before the namespaces go (it runs in one)
+    postgres_stop # scenario 13's cluster, if any: before the namespaces go (it runs in one)
     local ns pid
     for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$NS" || true); do
         # Anything still running inside one of the lab's namespaces is the lab's: stop it by its pid.

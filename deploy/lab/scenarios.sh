@@ -398,6 +398,56 @@ scenario_alertmanager() {
 }
 
 # --- 12 ----------------------------------------------------------------------------------------------------------
+# An impostor: from web-1, a registration with the enrollment token claiming the database's instance and its ENI;
+# then, on db itself, a second agent with db's genuine identity document but without the real agent's key.
+register_from() { # register_from INSTANCE BODY OUTPUT: POST /v1/agents/register from INSTANCE's namespace; prints the status
+    ip netns exec "$NS$1" curl -s -o "$3" -w '%{http_code}' --max-time 5 "${CURL_TLS[@]}" \
+        -H "Authorization: Bearer $(cat "$STATE/enrollment-token")" -H 'Content-Type: application/json' \
+        --data-binary "$2" "$(collector_url)/v1/agents/register"
+}
+imds_get() { # imds_get INSTANCE PATH: one item of the instance's IMDS, with an IMDSv2 token
+    local token
+    token=$(ip netns exec "$NS$1" curl -s --max-time 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)
+    ip netns exec "$NS$1" curl -s --max-time 2 -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254$2"
+}
+agent_reporting() { # agent_reporting AGENT: heard from within 5 s
+    [[ $(api "/v1/agents/$1" | jq '.silentForSeconds') -lt 5 ]]
+}
+scenario_impostor() {
+    local mark started db_id body status
+    db_id=$(instance_id db)
+    mark=$(hook_count)
+    started=$(now_ms)
+    log "  from web-1: a registration with the enrollment token claiming $db_id and its ENI"
+    body=$(jq -cn --arg id "$db_id" --arg mac "$(awk -v n=db '$1 == "eni" && $2 == n {print $5; exit}' "$STATE/layout")" \
+        '{version: 1, agentId: $id, agentVersion: "impostor", capabilities: ["udp-echo"], responderPort: 7471, agentKey: "impostor-0000000000000000000000000000",
+          identity: {instanceId: $id, source: "local", interfaces: [{mac: $mac, interfaceId: "eni-db", privateIPv4s: ["10.0.2.10"], publicIPv4s: [], securityGroupIds: []}]}}')
+    status=$(register_from web-1 "$body" "$STATE/impostor.json")
+    check "the impostor is refused with 403 (got $status: $(cat "$STATE/impostor.json"))" test "$status" = 403
+    check "the answer names the failed check (source_address)" jq -e '.error.reason == "source_address"' "$STATE/impostor.json"
+    detected impostor "$mark" identity_conflict "$db_id" "$started" 15
+    log "  on db itself: a second agent with db's genuine, signed identity document, without the real agent's key"
+    local document signature
+    document=$(imds_get db /latest/dynamic/instance-identity/document)
+    signature=$(imds_get db /latest/dynamic/instance-identity/signature)
+    body=$(jq -cn --arg id "$db_id" --arg document "$document" --arg signature "$signature" \
+        '{version: 1, agentId: ($id + "-second"), agentVersion: "second", capabilities: ["udp-echo"], responderPort: 7471,
+          agentKey: "second-agent-00000000000000000000000000", instanceIdentity: {document: $document, signature: $signature},
+          identity: {instanceId: $id, source: "imds", interfaces: []}}')
+    status=$(register_from db "$body" "$STATE/second.json")
+    check "the second agent is refused with 403 (got $status: $(cat "$STATE/second.json"))" test "$status" = 403
+    check "the answer says the instance has a live agent (instance_in_use)" jq -e '.error.reason == "instance_in_use"' "$STATE/second.json"
+    check "the refusals are counted by reason" test "$(api /metrics | awk '$1 ~ /^plumb_registrations_refused_total/ {n += $2} END {printf "%d", n}')" -ge 2
+    check "the real db agent keeps reporting" wait_for 15 "db's agent reporting" agent_reporting "$db_id"
+    check "the live matrix still agrees with the model" wait_for 30 "the live matrix equals the expected one" matrix_agrees
+    local repaired
+    repaired=$(now_ms)
+    resolved "$mark" identity_conflict "$db_id" "$repaired"
+    settle
+    check "exactly one identity_conflict on $db_id and nothing else fired" only_fired "$mark" identity_conflict "$db_id"
+}
+
+# --- 13 ----------------------------------------------------------------------------------------------------------
 # Two collectors on one PostgreSQL database behind haproxy; the leader is killed mid-fault. The last scenario: it
 # leaves the cluster, both collectors and their haproxy running, and `down` stops them (also when it fails).
 collector_role() { direct "$1" /v1/status | jq -r .role; }
@@ -563,7 +613,8 @@ run_tests() {
     run_scenario 9 "the internal load balancer dies" scenario_lb
     run_scenario 10 "the NAT flaps: ten times 3 s down, 3 s up" scenario_flapping_nat
     run_scenario 11 "a real Alertmanager receiver keeps a long fault active" scenario_alertmanager
-    run_scenario 12 "two collectors on PostgreSQL behind haproxy; the leader killed mid-fault" scenario_two_collectors
+    run_scenario 12 "an impostor registers as another instance with the enrollment token" scenario_impostor
+    run_scenario 13 "two collectors on PostgreSQL behind haproxy; the leader killed mid-fault" scenario_two_collectors
     ((FAILED == 0)) || show_logs
     down
     trap - EXIT
@@ -575,7 +626,7 @@ run_tests() {
         FAILED=$((FAILED + 1))
     fi
     log "detection latencies: ${LATENCIES[*]:-none}"
-    if [[ -n ${FAILOVER:-} ]]; then log "failover (scenario 12, SIGKILL to the other collector leading): $FAILOVER"; fi
+    if [[ -n ${FAILOVER:-} ]]; then log "failover (scenario 13, SIGKILL to the other collector leading): $FAILOVER"; fi
     log "lab run time: $(($(date +%s) - began)) s"
     if ((${#FAILURES[@]})); then log "failed scenarios: ${FAILURES[*]}"; fi
     local failure
