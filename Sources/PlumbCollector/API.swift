@@ -354,6 +354,16 @@ struct AgentView: Encodable {
     var lastSeenAtMs: Int64
     var lastSequence: Int64
     var silentForSeconds: Int64
+    /// How the agent proved its instance at its last registration with the enrollment token.
+    var verification: VerificationView?
+
+    struct VerificationView: Encodable {
+        var checks: [String]
+        var sourceAddress: String?
+        var accountId: String?
+        var region: String?
+        var verifiedAtMs: Int64
+    }
 
     init(_ agent: AgentRecord, instance: String?, now: Int64) {
         agentId = agent.agentId
@@ -366,6 +376,10 @@ struct AgentView: Encodable {
         lastSeenAtMs = agent.lastSeenAtMs
         lastSequence = agent.lastSequence
         silentForSeconds = max(0, (now - agent.lastSeenAtMs) / 1000)
+        verification = agent.verification.map {
+            VerificationView(
+                checks: $0.checks, sourceAddress: $0.sourceAddress, accountId: $0.accountId, region: $0.region, verifiedAtMs: $0.verifiedAtMs)
+        }
     }
 }
 
