@@ -77,11 +77,28 @@ actor AgentRegistry {
         let ownToken = existing.map { constantTimeEqual(Array($0.tokenHash.utf8), Array(bearerHash.utf8)) } ?? false
         guard enrolled || ownToken else { throw APIError(401, "unauthorized", "the enrollment token (or this agent's own token) is required") }
         let keyHash = registration.agentKey.map { hexString(SHA256.hash(Array($0.utf8))) }
+        // Other agents that claim the same instance (by instance id, or placed on the same model instance), as the store
+        // has them now: the cache's last-seen times are those of their registrations, not of their last reports.
+        var rivals: [AgentRecord] = []
+        if !ownToken {
+            let claimed = registration.identity.instanceId
+            let claimedIndex = network.flatMap { network in
+                network.instanceIndex(
+                    instanceId: claimed, interfaceIds: registration.identity.interfaces.compactMap(\.interfaceId),
+                    addresses: registration.identity.interfaces.flatMap(\.privateIPv4s).compactMap(IPv4Address.init))
+            }
+            for other in agents.values.sorted(by: { $0.agentId < $1.agentId }) where other.agentId != requested {
+                guard other.registration.identity.instanceId == claimed || (claimedIndex != nil && placements[other.agentId] == claimedIndex) else {
+                    continue
+                }
+                if let fresh = try await store.agent(id: other.agentId) { rivals.append(fresh) }
+            }
+        }
         let verification: AgentVerification?
         do {
             verification = try check(
                 registration, agentId: requested, ownToken: ownToken, existing: existing, keyHash: keyHash, source: source, network: network,
-                placements: placements, now: now)
+                rivals: rivals, now: now)
         } catch {
             try await refuse(error, registration: registration, agentId: requested, source: source, now: now)
         }
@@ -111,7 +128,7 @@ actor AgentRegistry {
     /// The identity checks of one registration; the verification to store.
     private func check(
         _ registration: Registration, agentId: String, ownToken: Bool, existing: AgentRecord?, keyHash: String?, source: RegistrationSource,
-        network: Network?, placements: [String: Int], now: Int64
+        network: Network?, rivals: [AgentRecord], now: Int64
     ) throws(IdentityRefused) -> AgentVerification? {
         let claimed = registration.identity.instanceId
         if ownToken, let existing {
@@ -140,15 +157,8 @@ actor AgentRegistry {
                     "agent \(agentId) on \(claimed) is live (last report \((now - existing.lastSeenAtMs) / 1000) s ago) and registered with another agent key; a second agent cannot take its place while it reports"
             )
         }
-        // Another agent id claiming the same instance (by instance id, or placed on the same model instance).
-        let claimedIndex = network.flatMap { network in
-            network.instanceIndex(
-                instanceId: claimed, interfaceIds: registration.identity.interfaces.compactMap(\.interfaceId),
-                addresses: registration.identity.interfaces.flatMap(\.privateIPv4s).compactMap(IPv4Address.init))
-        }
-        for other in agents.values.sorted(by: { $0.agentId < $1.agentId }) where other.agentId != agentId && live(other) {
-            let same = other.registration.identity.instanceId == claimed || (claimedIndex != nil && placements[other.agentId] == claimedIndex)
-            guard same else { continue }
+        // Another agent id claiming the same instance, live.
+        if let other = rivals.first(where: live) {
             throw IdentityRefused(
                 reason: .instanceInUse, field: "identity.instanceId",
                 message:

@@ -153,56 +153,11 @@ struct IdentityVerification: Sendable {
             throw IdentityRefused(reason: .identitySignature, field: nil, message: "the collector cannot verify identities now: \(broken)")
         }
         var verification = AgentVerification(checks: [], verifiedAtMs: now)
-        var documentAddress: IPv4Address?
-        if checks.contains(.instanceIdentity), let verifier {
-            guard let proof = registration.instanceIdentity else {
-                throw IdentityRefused(
-                    reason: .identityMissing, field: "instanceIdentity",
-                    message: "this collector requires the instance identity document: the agent must run on EC2 with IMDS enabled (imds.enabled)")
-            }
-            let document: InstanceIdentityDocument
-            do {
-                document = try verifier.verify(proof, now: Date(timeIntervalSince1970: Double(now) / 1000))
-            } catch {
-                let reason: IdentityRefused.Reason
-                switch error {
-                case .certificateNotValid: reason = .identityExpired
-                case .malformedDocument, .malformedSignature: reason = .identityMalformed
-                case .badSignature: reason = .identitySignature
-                }
-                throw IdentityRefused(reason: reason, field: "instanceIdentity.signature", message: "instance identity: \(error)")
-            }
-            guard document.instanceId == claimed else {
-                throw IdentityRefused(
-                    reason: .identityMismatch, field: "identity.instanceId",
-                    message: "the identity document is for \(document.instanceId), the registration claims \(claimed)")
-            }
-            var accounts = settings.accounts
-            if let account = network?.topology.vpc.account { accounts.append(account) }
-            if !accounts.isEmpty, !accounts.contains(document.accountId) {
-                throw IdentityRefused(
-                    reason: .wrongAccount, field: "instanceIdentity.document",
-                    message: "the identity document is from account \(document.accountId), not \(accounts.joined(separator: " or "))")
-            }
-            if let network {
-                guard let index = network.instances.firstIndex(where: { $0.id == document.instanceId }) else {
-                    throw IdentityRefused(
-                        reason: .unknownInstance, field: "identity.instanceId",
-                        message: "the model has no instance \(document.instanceId); add it to the topology before its agent registers")
-                }
-                if let region = Self.region(of: index, in: network), region != document.region {
-                    throw IdentityRefused(
-                        reason: .wrongRegion, field: "instanceIdentity.document",
-                        message: "the identity document is from region \(document.region); the model's VPC is in \(region)")
-                }
-            }
-            documentAddress = document.privateIp.flatMap(IPv4Address.init)
-            verification.checks.append(IdentitySettings.Check.instanceIdentity.rawValue)
-            verification.accountId = document.accountId
-            verification.region = document.region
-            verification.privateIp = document.privateIp
-            verification.pendingTime = document.pendingTime
-        }
+        // The document first, but its failure is reported after the source address's: an impostor elsewhere is told
+        // (and counted) for the address it came from.
+        let verified: Result<InstanceIdentityDocument, IdentityRefused>? =
+            checks.contains(.instanceIdentity) ? Result { () throws(IdentityRefused) in try document(registration, network: network, now: now) } : nil
+        let documentAddress = (try? verified?.get())?.privateIp.flatMap(IPv4Address.init)
         if checks.contains(.sourceAddress) {
             guard let address = source.clientAddress(trusting: settings.trustedProxies) else {
                 throw IdentityRefused(
@@ -240,7 +195,63 @@ struct IdentityVerification: Sendable {
             verification.checks.append(IdentitySettings.Check.sourceAddress.rawValue)
             verification.sourceAddress = address.description
         }
+        if let verified {
+            let document = try verified.get()
+            verification.checks.insert(IdentitySettings.Check.instanceIdentity.rawValue, at: 0)
+            verification.accountId = document.accountId
+            verification.region = document.region
+            verification.privateIp = document.privateIp
+            verification.pendingTime = document.pendingTime
+        }
         return verification
+    }
+
+    /// The verified identity document of a registration, checked against the claim and the model.
+    private func document(_ registration: Registration, network: Network?, now: Int64) throws(IdentityRefused) -> InstanceIdentityDocument {
+        let claimed = registration.identity.instanceId
+        guard let verifier else { throw IdentityRefused(reason: .identitySignature, field: nil, message: "no identity certificate is configured") }
+        guard let proof = registration.instanceIdentity else {
+            throw IdentityRefused(
+                reason: .identityMissing, field: "instanceIdentity",
+                message: "this collector requires the instance identity document: the agent must run on EC2 with IMDS enabled (imds.enabled)")
+        }
+        let document: InstanceIdentityDocument
+        do {
+            document = try verifier.verify(proof, now: Date(timeIntervalSince1970: Double(now) / 1000))
+        } catch {
+            let reason: IdentityRefused.Reason
+            switch error {
+            case .certificateNotValid: reason = .identityExpired
+            case .malformedDocument, .malformedSignature: reason = .identityMalformed
+            case .badSignature: reason = .identitySignature
+            }
+            throw IdentityRefused(reason: reason, field: "instanceIdentity.signature", message: "instance identity: \(error)")
+        }
+        guard document.instanceId == claimed else {
+            throw IdentityRefused(
+                reason: .identityMismatch, field: "identity.instanceId",
+                message: "the identity document is for \(document.instanceId), the registration claims \(claimed)")
+        }
+        var accounts = settings.accounts
+        if let account = network?.topology.vpc.account { accounts.append(account) }
+        if !accounts.isEmpty, !accounts.contains(document.accountId) {
+            throw IdentityRefused(
+                reason: .wrongAccount, field: "instanceIdentity.document",
+                message: "the identity document is from account \(document.accountId), not \(accounts.joined(separator: " or "))")
+        }
+        if let network {
+            guard let index = network.instances.firstIndex(where: { $0.id == document.instanceId }) else {
+                throw IdentityRefused(
+                    reason: .unknownInstance, field: "identity.instanceId",
+                    message: "the model has no instance \(document.instanceId); add it to the topology before its agent registers")
+            }
+            if let region = Self.region(of: index, in: network), region != document.region {
+                throw IdentityRefused(
+                    reason: .wrongRegion, field: "instanceIdentity.document",
+                    message: "the identity document is from region \(document.region); the model's VPC is in \(region)")
+            }
+        }
+        return document
     }
 
     /// The model's region for an instance: `vpc.region`, else its primary subnet's zone when the zone is a

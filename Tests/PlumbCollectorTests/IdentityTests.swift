@@ -218,9 +218,17 @@ struct IdentityTests {
         let restarted = try await collector.register(
             dbRegistration(key: "key-of-the-real-agent-000000000000"), bearer: "enroll-secret", source: fromDB, now: 23_000)
         #expect(restarted.agentId == "i-db")
+        // Its reports keep it live in the store (not in the registry's cache, which holds registration times): a second
+        // agent long after the registration is still refused.
+        var reporting = try #require(try await harness.store.agent(id: "i-db"))
+        reporting.lastSeenAtMs = 200_000
+        try await harness.store.saveAgent(reporting)
+        #expect(
+            await refusal { _ = try await collector.register(second, bearer: "enroll-secret", source: fromDB, now: 210_000) }?.reason
+                == "instance_in_use")
         // Silent for longer than silenceSeconds: a reinstalled agent (a new key) may take the instance over.
         let reinstalled = try await collector.register(
-            dbRegistration(key: "a-reinstalled-agent-2222222222222222"), bearer: "enroll-secret", source: fromDB, now: 23_000 + 31_000)
+            dbRegistration(key: "a-reinstalled-agent-2222222222222222"), bearer: "enroll-secret", source: fromDB, now: 200_000 + 31_000)
         #expect(reinstalled.agentId == "i-db")
     }
 
@@ -255,6 +263,32 @@ struct IdentityTests {
         #expect(try await harness.store.agent(id: "i-db")?.verification?.sourceAddress == "10.0.2.10")
         let later = try await harness.collector.evaluate(now: now + 62_000)
         #expect(later.contains { if case .resolved(let alert) = $0 { alert.kind == .identityConflict } else { false } })
+    }
+
+    @Test("with both checks, a registration from the wrong address is told so first, and a verified one records both")
+    func bothChecks() async throws {
+        let authority = IdentityAuthority.shared
+        let directory = NSTemporaryDirectory() + "plumb-identity-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try authority.certificate().write(toFile: directory + "/identity.pem", atomically: true, encoding: .utf8)
+        let harness = try await Harness.make(directory: directory + "/store") { configuration in
+            configuration.identity.checks = [.sourceAddress, .instanceIdentity]
+            configuration.identity.certificateFile = directory + "/identity.pem"
+        }
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let impostor = await refusal {
+            _ = try await harness.collector.register(
+                dbRegistration(), bearer: "enroll-secret", source: RegistrationSource(peer: "10.0.1.10"), now: now)
+        }
+        #expect(impostor?.reason == "source_address")
+        let fromDB = RegistrationSource(peer: "10.0.2.10")
+        #expect(
+            await refusal { _ = try await harness.collector.register(dbRegistration(), bearer: "enroll-secret", source: fromDB, now: now) }?.reason
+                == "identity_missing")
+        _ = try await harness.collector.register(
+            dbRegistration(proof: try authority.proof(instance: "i-db")), bearer: "enroll-secret", source: fromDB, now: now)
+        #expect(try await harness.store.agent(id: "i-db")?.verification?.checks == ["instance-identity", "source-address"])
     }
 
     @Test("auto: source-address on a non-loopback listener, instance-identity with a certificate file, nothing on loopback")
