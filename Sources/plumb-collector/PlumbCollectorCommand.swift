@@ -120,7 +120,12 @@ struct ReloadOnSIGHUP: Service {
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
-            logger.notice("SIGHUP: reloading", metadata: ["what": "\(reloader.names.joined(separator: ", "))"])
+            let names = reloader.names
+            guard !names.isEmpty else {
+                logger.notice("SIGHUP: nothing to reload (the collector reloads its TLS files; none are configured)")
+                continue
+            }
+            logger.notice("SIGHUP: reloading", metadata: ["what": "\(names.joined(separator: ", "))"])
             await reloader.reload()
         }
     }
