@@ -1,12 +1,16 @@
 import Foundation
 import PlumbCore
 import PlumbModelIO
+import PlumbProbes
 
 /// The agent's settings: a YAML (or JSON) file, then environment variables, then flags, each overriding the one
 /// before.
 public struct AgentConfiguration: Sendable, Equatable {
     /// The collector's base URL (`http://collector:7470`); nil runs standalone with `planFile`.
     public var collectorURL: String?
+    /// How the collector is verified (`collector.caFile`), the client certificate it may require, and whether plain
+    /// HTTP to a non-loopback collector is allowed (`collector.insecure`).
+    public var collectorTLS = CollectorTLS()
     /// The enrollment token that lets the agent register.
     public var enrollmentToken: String?
     /// The agent id to ask for; default: the instance id.
@@ -73,6 +77,10 @@ public struct AgentConfiguration: Sendable, Equatable {
             var url: String?
             var enrollmentToken: String?
             var enrollmentTokenFile: String?
+            var caFile: String?
+            var clientCertificateFile: String?
+            var clientKeyFile: String?
+            var insecure: Bool?
         }
         struct Agent: Decodable { var id: String? }
         struct Responder: Decodable {
@@ -124,6 +132,9 @@ public struct AgentConfiguration: Sendable, Equatable {
         var configuration = AgentConfiguration()
         configuration.collectorURL = file.collector?.url
         configuration.enrollmentToken = file.collector?.enrollmentToken
+        configuration.collectorTLS = CollectorTLS(
+            caFile: file.collector?.caFile, clientCertificateFile: file.collector?.clientCertificateFile,
+            clientKeyFile: file.collector?.clientKeyFile, insecure: file.collector?.insecure ?? false)
         if let tokenFile = file.collector?.enrollmentTokenFile {
             configuration.enrollmentToken = try readSecret(tokenFile, what: "collector.enrollmentTokenFile in \(path)")
         }
@@ -149,6 +160,10 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// Applies the `PLUMB_*` environment variables.
     public mutating func apply(environment: [String: String]) throws {
         if let value = environment["PLUMB_COLLECTOR_URL"] { collectorURL = value }
+        if let value = environment["PLUMB_CA_FILE"] { collectorTLS.caFile = value }
+        if let value = environment["PLUMB_CLIENT_CERTIFICATE"] { collectorTLS.clientCertificateFile = value }
+        if let value = environment["PLUMB_CLIENT_KEY"] { collectorTLS.clientKeyFile = value }
+        if let value = environment["PLUMB_INSECURE"] { collectorTLS.insecure = ["1", "true", "yes"].contains(value.lowercased()) }
         if let value = environment["PLUMB_ENROLLMENT_TOKEN"] { enrollmentToken = value }
         if let value = environment["PLUMB_ENROLLMENT_TOKEN_FILE"] {
             enrollmentToken = try Self.readSecret(value, what: "PLUMB_ENROLLMENT_TOKEN_FILE")
@@ -172,10 +187,17 @@ public struct AgentConfiguration: Sendable, Equatable {
         if discoveryIntervalSeconds < 1 { problems.append("\(source): discovery intervalSeconds must be at least 1") }
         if let url = collectorURL, !url.hasPrefix("http://") && !url.hasPrefix("https://") {
             problems.append("\(source): collector url '\(url)' must start with http:// or https://")
+        } else if let url = collectorURL {
+            problems += collectorTLS.problems(url: url, settings: Self.tlsSettingNames).map { "\(source): \($0)" }
         }
         if !imdsEndpoint.hasPrefix("http://") { problems.append("\(source): imds endpoint '\(imdsEndpoint)' must start with http://") }
         if !problems.isEmpty { throw Invalid(problems: problems) }
     }
+
+    /// The TLS settings as a configuration file spells them (each also has a `PLUMB_*` variable and a flag).
+    static let tlsSettingNames = CollectorTLS.Settings(
+        caFile: "collector.caFile", clientCertificate: "collector.clientCertificateFile", clientKey: "collector.clientKeyFile",
+        insecure: "collector.insecure: true")
 
     /// Reads a token file, trimmed; an empty or unreadable file is an error naming the setting.
     public static func readSecret(_ path: String, what: String) throws -> String {

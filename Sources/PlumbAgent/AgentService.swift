@@ -146,7 +146,7 @@ public struct AgentService: Service {
                 logger.info("spooled batches from an earlier run will be sent", metadata: ["batches": "\(spool.entries.count)"])
             }
             let session = Session(directory: configuration.spoolDirectory)
-            let client = CollectorClient(baseURL: url)
+            let client = CollectorClient(baseURL: url, tls: configuration.collectorTLS)
             return Mode(
                 destination: .collector(client, session, spool), client: client, session: session, registerAgain: registerAgain)
         }

@@ -11,11 +11,14 @@ public struct CollectorClient: Sendable {
     public var baseURL: String
     /// Milliseconds a request may take.
     public var timeoutMs: Int
+    /// The CA that verifies an `https://` collector and the client certificate it may require.
+    public var tls: CollectorTLS
 
     /// A client for `baseURL`.
-    public init(baseURL: String, timeoutMs: Int = 10_000) {
+    public init(baseURL: String, timeoutMs: Int = 10_000, tls: CollectorTLS = CollectorTLS()) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.timeoutMs = timeoutMs
+        self.tls = tls
     }
 
     /// How a call ended when it did not succeed.
@@ -89,9 +92,10 @@ public struct CollectorClient: Sendable {
         var allHeaders = headers + [("Authorization", "Bearer \(token)"), ("Accept", "application/json")]
         if body != nil { allHeaders.append(("Content-Type", "application/json")) }
         return await Curl.perform(
-            HTTPRequest(
-                method: method, url: baseURL + path, headers: allHeaders, body: body, timeoutMs: timeoutMs, connectTimeoutMs: 3_000,
-                freshConnection: false), pool: .control)
+            tls.applied(
+                to: HTTPRequest(
+                    method: method, url: baseURL + path, headers: allHeaders, body: body, timeoutMs: timeoutMs, connectTimeoutMs: 3_000,
+                    freshConnection: false)), pool: .control)
     }
 
     private func check(_ response: HTTPResponse) throws(Failure) {

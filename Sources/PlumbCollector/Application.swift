@@ -1,6 +1,8 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
+import NIOCore
 import PlumbProbes
 import PlumbStore
 import Prometheus
@@ -56,25 +58,39 @@ public struct EvaluationService: Service {
 
 /// The whole collector as one Hummingbird application: the API, the evaluation loop and the notifier.
 /// `registry` is the Prometheus registry `/metrics` renders (bootstrap swift-metrics with it in `main`).
+/// With `configuration.tls` the listener speaks HTTPS (and with a client CA, requires client certificates); its
+/// certificate is re-read by `reloader.reload()`. `onServerRunning` runs once the listener is bound (its channel
+/// tells the port when `configuration.port` is 0).
 public func buildApplication(
-    configuration: CollectorConfiguration, logger: Logger, registry: PrometheusCollectorRegistry
+    configuration: CollectorConfiguration, logger: Logger, registry: PrometheusCollectorRegistry, reloader: CollectorReloader = CollectorReloader(),
+    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) async throws -> some ApplicationProtocol {
     try await buildApplication(
-        configuration: configuration, store: try await openStore(configuration: configuration, logger: logger), logger: logger, registry: registry)
+        configuration: configuration, store: try await openStore(configuration: configuration, logger: logger), logger: logger, registry: registry,
+        reloader: reloader, onServerRunning: onServerRunning)
 }
 
 /// The whole collector over a store opened by the caller (any `Store`: SQLite, PostgreSQL).
 public func buildApplication(
-    configuration: CollectorConfiguration, store: any Store, logger: Logger, registry: PrometheusCollectorRegistry
+    configuration: CollectorConfiguration, store: any Store, logger: Logger, registry: PrometheusCollectorRegistry,
+    reloader: CollectorReloader = CollectorReloader(), onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) async throws -> some ApplicationProtocol {
+    var server = HTTPServerBuilder.http1()
+    if let files = configuration.tls {
+        let tls = try await ServerTLS.open(files: files, logger: logger, metrics: PrometheusMetricsFactory(registry: registry))
+        reloader.add("tls") { await tls.reload() }
+        server = .http1(tls: tls)
+    }
     let collector = Collector(store: store, configuration: configuration, logger: logger)
     try await collector.start(now: wallClockMilliseconds())
+    reloader.add("operator tokens") { collector.reloadTokens(force: true) }
     let router = buildRouter(collector: collector, configuration: configuration, registry: registry)
     return Application(
-        router: router, configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "plumb-collector"),
+        router: router, server: server,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "plumb-collector"),
         services: [
             EvaluationService(collector: collector, interval: .milliseconds(Int(configuration.evaluationIntervalSeconds * 1000)), logger: logger),
             Notifier(collector: collector, store: store, receivers: configuration.receivers, logger: logger),
         ],
-        logger: logger)
+        onServerRunning: onServerRunning, logger: logger)
 }

@@ -96,6 +96,8 @@ public struct CollectorConfiguration: Sendable {
     public var collectorId: String?
     public var host = "127.0.0.1"
     public var port = 7470
+    /// TLS on the listener (`tls:` in the file, `--tls-*` flags, `PLUMB_TLS_*`); nil serves plain HTTP.
+    public var tls: TLSFiles?
     /// Secrets, compared by hash in constant time.
     public var operatorToken: String?
     public var enrollmentToken: String?
@@ -169,6 +171,7 @@ public struct CollectorConfiguration: Sendable {
         }
         var model: String?
         var identity: Identity?
+        var tls: TLSFiles?
         var database: String?
         var databasePasswordFile: String?
         var collectorId: String?
@@ -201,6 +204,7 @@ public struct CollectorConfiguration: Sendable {
         configuration.collectorId = file.collectorId ?? configuration.collectorId
         configuration.host = file.listen?.host ?? configuration.host
         configuration.port = file.listen?.port ?? configuration.port
+        configuration.tls = file.tls
         if let tokens = file.tokens {
             configuration.operatorToken =
                 try tokens.operatorTokenFile.map { try readSecret($0, what: "tokens.operatorTokenFile") } ?? tokens.operatorToken
@@ -248,7 +252,8 @@ public struct CollectorConfiguration: Sendable {
         return configuration
     }
 
-    /// Applies `PLUMB_OPERATOR_TOKEN(_FILE)`, `PLUMB_ENROLLMENT_TOKEN(_FILE)`, `PLUMB_DB`, `PLUMB_LISTEN`, `PLUMB_MODEL`.
+    /// Applies `PLUMB_OPERATOR_TOKEN(_FILE)`, `PLUMB_ENROLLMENT_TOKEN(_FILE)`, `PLUMB_DB`, `PLUMB_LISTEN`, `PLUMB_MODEL`,
+    /// `PLUMB_TLS_CERTIFICATE`, `PLUMB_TLS_KEY`, `PLUMB_TLS_CLIENT_CA`.
     public mutating func apply(environment: [String: String]) throws {
         if let value = environment["PLUMB_OPERATOR_TOKEN"] { operatorToken = value }
         if let value = environment["PLUMB_OPERATOR_TOKEN_FILE"] { operatorToken = try Self.readSecret(value, what: "PLUMB_OPERATOR_TOKEN_FILE") }
@@ -262,6 +267,19 @@ public struct CollectorConfiguration: Sendable {
         if let value = environment["PLUMB_COLLECTOR_ID"] { collectorId = value }
         if let value = environment["PLUMB_MODEL"] { modelPath = value }
         if let value = environment["PLUMB_LISTEN"] { try setListen(value, source: "PLUMB_LISTEN") }
+        setTLS(
+            certificateFile: environment["PLUMB_TLS_CERTIFICATE"], keyFile: environment["PLUMB_TLS_KEY"],
+            clientCAFile: environment["PLUMB_TLS_CLIENT_CA"])
+    }
+
+    /// Sets those of the TLS files that are given, over what is set already.
+    public mutating func setTLS(certificateFile: String?, keyFile: String?, clientCAFile: String?) {
+        guard certificateFile != nil || keyFile != nil || clientCAFile != nil else { return }
+        var files = tls ?? TLSFiles()
+        files.certificateFile = certificateFile ?? files.certificateFile
+        files.keyFile = keyFile ?? files.keyFile
+        files.clientCAFile = clientCAFile ?? files.clientCAFile
+        tls = files
     }
 
     /// Sets host and port from `HOST:PORT`.
@@ -295,6 +313,13 @@ public struct CollectorConfiguration: Sendable {
                         "\(source): receiver '\(receiver.name)': endsAtIntervals is \(intervals); use 2 or more, or Alertmanager lets the alert go before the next repeat arrives"
                     )
                 }
+            }
+        }
+        if let tls {
+            if tls.certificateFile == nil || tls.keyFile == nil {
+                problems.append(
+                    "\(source): tls needs both certificateFile and keyFile (--tls-certificate and --tls-key, PLUMB_TLS_CERTIFICATE and PLUMB_TLS_KEY); "
+                        + "\(tls.certificateFile == nil ? "certificateFile" : "keyFile") is missing")
             }
         }
         if evaluationIntervalSeconds < 0.1 { problems.append("\(source): evaluation.intervalSeconds must be at least 0.1") }

@@ -33,6 +33,12 @@ public struct HTTPRequest: Sendable {
     public var connectTimeoutMs: Int?
     /// Verify the server's certificate and name (https).
     public var verifyTLS: Bool
+    /// A PEM file of CA certificates to verify the server with (`CURLOPT_CAINFO`); nil: the system's CA bundle.
+    public var caFile: String?
+    /// A PEM client certificate (chain) to present (`CURLOPT_SSLCERT`), for servers that require one (mTLS).
+    public var clientCertificateFile: String?
+    /// The PEM private key of `clientCertificateFile` (`CURLOPT_SSLKEY`); nil: the key is in the certificate file.
+    public var clientKeyFile: String?
     /// Bytes of the response body kept; the rest is read and discarded.
     public var maxBodyBytes: Int
     /// Open a new connection and close it afterwards (probes); false lets libcurl keep nothing anyway, as each request
@@ -42,8 +48,12 @@ public struct HTTPRequest: Sendable {
     /// Creates a request.
     public init(
         method: String = "GET", url: String, headers: [(String, String)] = [], body: [UInt8]? = nil, timeoutMs: Int = 5_000,
-        connectTimeoutMs: Int? = nil, verifyTLS: Bool = true, maxBodyBytes: Int = 1 << 20, freshConnection: Bool = true
+        connectTimeoutMs: Int? = nil, verifyTLS: Bool = true, maxBodyBytes: Int = 1 << 20, freshConnection: Bool = true,
+        caFile: String? = nil, clientCertificateFile: String? = nil, clientKeyFile: String? = nil
     ) {
+        self.caFile = caFile
+        self.clientCertificateFile = clientCertificateFile
+        self.clientKeyFile = clientKeyFile
         self.method = method
         self.url = url
         self.headers = headers
@@ -133,6 +143,15 @@ public enum Curl {
             _ = plumb_curl_setopt_long(handle, CURLOPT_FORBID_REUSE, request.freshConnection ? 1 : 0)
             _ = plumb_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, request.verifyTLS ? 1 : 0)
             _ = plumb_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, request.verifyTLS ? 2 : 0)
+            if let caFile = request.caFile { _ = plumb_curl_setopt_string(handle, CURLOPT_CAINFO, caFile) }
+            if let certificate = request.clientCertificateFile {
+                _ = plumb_curl_setopt_string(handle, CURLOPT_SSLCERT, certificate)
+                _ = plumb_curl_setopt_string(handle, CURLOPT_SSLCERTTYPE, "PEM")
+            }
+            if let key = request.clientKeyFile {
+                _ = plumb_curl_setopt_string(handle, CURLOPT_SSLKEY, key)
+                _ = plumb_curl_setopt_string(handle, CURLOPT_SSLKEYTYPE, "PEM")
+            }
             _ = plumb_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
             _ = plumb_curl_setopt_long(handle, CURLOPT_NOPROGRESS, cancellation == nil ? 1 : 0)
             if cancellation != nil {
@@ -191,7 +210,7 @@ public enum Curl {
                 default: failure = .other
                 }
             case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
-                CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+                CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_CLIENTCERT:
                 failure = .tls
             default: failure = .other
             }

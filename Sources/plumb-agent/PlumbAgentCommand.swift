@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import PlumbAgent
+import PlumbProbes
 import ServiceLifecycle
 import UnixSignals
 
@@ -15,6 +16,8 @@ struct PlumbAgentCommand: AsyncParsableCommand {
         abstract: "Probe peers, NATs and endpoints from this instance and report to the Plumb collector.",
         discussion: """
             Settings come from the configuration file, then PLUMB_* environment variables, then these flags.
+            An https:// collector is verified with collector.caFile (PLUMB_CA_FILE, --ca-file), else the system's CA
+            bundle; plain http:// is refused unless the collector is on the loopback or collector.insecure is true.
             Standalone (no collector): plumb-agent --plan plan.yaml --output - runs a static plan and writes one JSON
             report per line. SIGTERM stops the probes, closes the last batch and exits within 5 seconds.
             """,
@@ -23,8 +26,20 @@ struct PlumbAgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Configuration file (YAML or JSON).")
     var config: String?
 
-    @Option(name: .long, help: "The collector's base URL, e.g. http://collector:7470.")
+    @Option(name: .long, help: "The collector's base URL, e.g. https://collector:7470 (http:// only to loopback, or with --insecure).")
     var collector: String?
+
+    @Option(name: .long, help: ArgumentHelp("PEM CA file that verifies an https:// collector (default: the system's CA bundle).", valueName: "FILE"))
+    var caFile: String?
+
+    @Option(name: .long, help: ArgumentHelp("PEM client certificate, for a collector that requires one.", valueName: "FILE"))
+    var clientCertificate: String?
+
+    @Option(name: .long, help: ArgumentHelp("PEM private key of --client-certificate (default: in the certificate file).", valueName: "FILE"))
+    var clientKey: String?
+
+    @Flag(name: .long, help: "Allow plain http:// to a collector that is not on the loopback.")
+    var insecure = false
 
     @Option(name: .long, help: "File holding the enrollment token.")
     var enrollmentTokenFile: String?
@@ -100,6 +115,10 @@ struct PlumbAgentCommand: AsyncParsableCommand {
         var settings = try config.map(AgentConfiguration.load(path:)) ?? AgentConfiguration()
         try settings.apply(environment: ProcessInfo.processInfo.environment)
         if let collector { settings.collectorURL = collector }
+        if let caFile { settings.collectorTLS.caFile = caFile }
+        if let clientCertificate { settings.collectorTLS.clientCertificateFile = clientCertificate }
+        if let clientKey { settings.collectorTLS.clientKeyFile = clientKey }
+        if insecure { settings.collectorTLS.insecure = true }
         if let enrollmentTokenFile {
             settings.enrollmentToken = try AgentConfiguration.readSecret(enrollmentTokenFile, what: "--enrollment-token-file")
         }

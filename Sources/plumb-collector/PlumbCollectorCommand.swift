@@ -31,6 +31,9 @@ struct Serve: AsyncParsableCommand {
             then these flags. Without --db the store is plumb.sqlite in the working directory.
             Several collectors: --db postgres://USER@HOST:PORT/DB[?sslmode=require] on each, with the password in
             --db-password-file or PGPASSWORD (never in the URL); one leads (evaluates, delivers), the others follow.
+            TLS: --tls-certificate FILE --tls-key FILE (PLUMB_TLS_CERTIFICATE, PLUMB_TLS_KEY, or tls: in the file) serve
+            HTTPS; --tls-client-ca FILE (PLUMB_TLS_CLIENT_CA) requires client certificates signed by that CA. SIGHUP
+            re-reads the certificate and key without closing any connection.
             """)
 
     @Option(help: "Configuration file (YAML or JSON).") var config: String?
@@ -43,6 +46,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "File holding the enrollment token.") var enrollmentTokenFile: String?
     @Option(help: "Named operator tokens, read or admin, as hashes (plumb-collector token add); re-read when it changes.")
     var operatorTokensFile: String?
+    @Option(help: ArgumentHelp("PEM certificate chain of the listener (serves HTTPS; needs --tls-key).", valueName: "FILE"))
+    var tlsCertificate: String?
+    @Option(help: ArgumentHelp("PEM private key of --tls-certificate.", valueName: "FILE")) var tlsKey: String?
+    @Option(help: ArgumentHelp("PEM CA certificates; clients must present a certificate signed by one (mTLS).", valueName: "FILE"))
+    var tlsClientCa: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String = "info"
 
     func run() async throws {
@@ -62,6 +70,7 @@ struct Serve: AsyncParsableCommand {
             if let dbPasswordFile { settings.databasePasswordFile = dbPasswordFile }
             if let id { settings.collectorId = id }
             if let listen { try settings.setListen(listen, source: "--listen") }
+            settings.setTLS(certificateFile: tlsCertificate, keyFile: tlsKey, clientCAFile: tlsClientCa)
             if let operatorTokenFile {
                 settings.operatorToken = try CollectorConfiguration.readSecret(operatorTokenFile, what: "--operator-token-file")
             }
@@ -86,16 +95,43 @@ struct Serve: AsyncParsableCommand {
         }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let reloader = CollectorReloader()
         let app: any ApplicationProtocol
         do {
-            app = try await buildApplication(configuration: settings, logger: logger, registry: registry)
+            app = try await buildApplication(configuration: settings, logger: logger, registry: registry, reloader: reloader)
         } catch {
             FileHandle.standardError.write(Data("plumb-collector: \(error)\n".utf8))
             throw ExitCode(2)
         }
         logger.info(
             "listening",
-            metadata: ["address": "\(settings.host):\(settings.port)", "store": "\(settings.isPostgres ? settings.database : settings.sqlitePath)"])
-        try await app.runService()
+            metadata: [
+                "address": "\(settings.tls == nil ? "http" : "https")://\(settings.host):\(settings.port)",
+                "store": "\(settings.isPostgres ? settings.database : settings.sqlitePath)",
+            ])
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: app), .init(service: ReloadOnSIGHUP(reloader: reloader, logger: logger))],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// Runs `reloader.reload()` on each SIGHUP, one after the other, until the collector shuts down.
+struct ReloadOnSIGHUP: Service {
+    let reloader: CollectorReloader
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            let names = reloader.names
+            guard !names.isEmpty else {
+                logger.notice("SIGHUP: nothing to reload (the collector reloads its TLS files; none are configured)")
+                continue
+            }
+            logger.notice("SIGHUP: reloading", metadata: ["what": "\(names.joined(separator: ", "))"])
+            await reloader.reload()
+        }
     }
 }

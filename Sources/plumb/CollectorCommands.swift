@@ -11,12 +11,49 @@ struct CollectorOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("File holding the operator token (default $PLUMB_OPERATOR_TOKEN).", valueName: "FILE"))
     var tokenFile: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "PEM CA file that verifies an https:// collector (default $PLUMB_CA_FILE, else the system's CA bundle).", valueName: "FILE"))
+    var caFile: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("PEM client certificate, for a collector that requires one (default $PLUMB_CLIENT_CERTIFICATE).", valueName: "FILE"))
+    var clientCertificate: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("PEM key of --client-certificate (default $PLUMB_CLIENT_KEY, else in the certificate file).", valueName: "FILE"))
+    var clientKey: String?
+
+    @Flag(name: .long, help: "Allow plain http:// to a collector that is not on the loopback (also PLUMB_INSECURE=1).")
+    var insecure = false
+
     @Option(help: "text or json.")
     var format: OutputFormat = .text
 
     var baseURL: String {
         let url = collector ?? ProcessInfo.processInfo.environment["PLUMB_COLLECTOR_URL"] ?? "http://127.0.0.1:7470"
         return url.hasSuffix("/") ? String(url.dropLast()) : url
+    }
+
+    /// The CA file, client certificate and plain-HTTP permission, from the flags, else `PLUMB_*`.
+    var tls: CollectorTLS {
+        let environment = ProcessInfo.processInfo.environment
+        return CollectorTLS(
+            caFile: caFile ?? environment["PLUMB_CA_FILE"], clientCertificateFile: clientCertificate ?? environment["PLUMB_CLIENT_CERTIFICATE"],
+            clientKeyFile: clientKey ?? environment["PLUMB_CLIENT_KEY"],
+            insecure: insecure || ["1", "true", "yes"].contains(environment["PLUMB_INSECURE"]?.lowercased() ?? ""))
+    }
+
+    func validate() throws {
+        let problems = tls.problems(
+            url: baseURL,
+            settings: .init(
+                caFile: "--ca-file (PLUMB_CA_FILE)", clientCertificate: "--client-certificate (PLUMB_CLIENT_CERTIFICATE)",
+                clientKey: "--client-key (PLUMB_CLIENT_KEY)", insecure: "--insecure (PLUMB_INSECURE=1)"))
+        if !problems.isEmpty { throw ValidationError(problems.joined(separator: "\n")) }
     }
 
     func token() throws -> String {
@@ -33,9 +70,10 @@ struct CollectorOptions: ParsableArguments {
     /// GETs (or POSTs) `path` and returns the JSON; a clear error for an unreachable collector or an error answer.
     func call(_ path: String, method: String = "GET", body: [UInt8]? = nil) throws -> Any {
         let response = Curl.performBlocking(
-            HTTPRequest(
-                method: method, url: baseURL + path, headers: [("Authorization", "Bearer \(try token())"), ("Content-Type", "application/json")],
-                body: body, timeoutMs: 10_000))
+            tls.applied(
+                to: HTTPRequest(
+                    method: method, url: baseURL + path,
+                    headers: [("Authorization", "Bearer \(try token())"), ("Content-Type", "application/json")], body: body, timeoutMs: 10_000)))
         if response.failure != nil {
             throw CollectorCallError(description: "cannot reach the collector at \(baseURL): \(response.errorMessage ?? "transfer failed")")
         }

@@ -8,9 +8,11 @@
 #   deploy/lab/lab.sh test     up, the drift scenarios, down; ends with "N passed, N failed"
 #   deploy/lab/lab.sh demo     up, the live matrix, a NAT failure, its alert and webhook, the repair, down
 #
-# Needs root, iproute2, iptables, haproxy, setpriv, sqlite3, curl and jq. Every address lives inside the
+# Needs root, iproute2, iptables, haproxy, setpriv, sqlite3, curl, jq and openssl. Every address lives inside the
 # namespaces the lab creates (all named pl-*); the root namespace gets no interface, route or rule. Scenario 11 needs
 # prometheus-alertmanager, scenario 13 PostgreSQL 15 (deploy/postgres/test-cluster.sh); without them those fail.
+# The collector serves HTTPS with a certificate from a CA the lab makes for each run ($STATE/tls, openssl); the agents,
+# the CLI and the lab's curl calls verify it with that CA.
 # Environment: PLUMB_BIN (directory with the built binaries; default: swift build's), PLUMB_LAB_STATE
 # (default /tmp/plumb-lab), PLUMB_LAB_SCENARIOS (e.g. "2 5" to run only those), PLUMB_LAB_STEADY_SECONDS
 # (scenario 1's length, default 120), PLUMB_LAB_MODEL (default deploy/lab/lab.yaml).
@@ -20,7 +22,6 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 MODEL=${PLUMB_LAB_MODEL:-$HERE/lab.yaml}
 STATE=${PLUMB_LAB_STATE:-/tmp/plumb-lab}
-CURL_TLS=() # curl's options for the collector's TLS (its CA), when the collector speaks TLS
 BIN=${PLUMB_BIN:-}
 NS=pl-                     # the prefix of every namespace the lab creates
 RTR=${NS}rtr
@@ -43,7 +44,7 @@ need() {
     for tool in ip iptables iptables-restore haproxy setpriv sqlite3 curl jq openssl; do
         command -v "$tool" >/dev/null || missing+=("$tool")
     done
-    ((${#missing[@]} == 0)) || die "missing: ${missing[*]} (Debian: apt-get install iproute2 iptables haproxy util-linux sqlite3 curl jq)"
+    ((${#missing[@]} == 0)) || die "missing: ${missing[*]} (Debian: apt-get install iproute2 iptables haproxy util-linux sqlite3 curl jq openssl)"
 }
 
 binaries() {
@@ -104,7 +105,9 @@ layout() { "$BIN/plumb-lab" layout --model "$MODEL"; }
 
 collector_address() { awk '$1 == "eni" && $2 == "collector" {split($7, a, "/"); print a[1]; exit}' "$STATE/layout"; }
 collector_port() { awk '$1 == "listen" && $2 == "collector" {print $3; exit}' "$STATE/layout"; }
-collector_url() { echo "http://$(collector_address):$(collector_port)"; }
+collector_url() { echo "https://$(collector_address):$(collector_port)"; }
+CA_FILE_NAME=tls/ca.pem # under $STATE: the lab's CA, which verifies the collector's certificate
+ca_file() { echo "$STATE/$CA_FILE_NAME"; }
 agent_instances() { awk '$1 == "eni" && $2 != "collector" {print $2}' "$STATE/layout" | sort -u; }
 instance_id() { awk -v n="$1" '$1 == "eni" && $2 == n {print $3; exit}' "$STATE/layout"; }
 
@@ -280,11 +283,15 @@ up() {
             --identity-key "$STATE/imds-identity.key"
     done
 
+    log "TLS: a CA for this run and the collector's certificate (openssl)"
+    make_certificates || die "making the lab's certificates failed; see $STATE/logs/openssl.log"
+
     log "collector and webhook receiver"
     cat >"$STATE/collector.yaml" <<EOF
 model: $MODEL
 database: $STATE/plumb.sqlite
 listen: {host: $(collector_address), port: $(collector_port)}
+tls: {certificateFile: $STATE/tls/collector.pem, keyFile: $STATE/tls/collector-key.pem}
 tokens:
   operatorTokenFile: $STATE/operator-token
   enrollmentTokenFile: $STATE/enrollment-token
@@ -292,7 +299,6 @@ evaluation: {intervalSeconds: 1, silenceSeconds: 10}
 identity:
   verify: [source-address, instance-identity]
   certificateFile: $STATE/imds-identity.pem
-  trustedProxies: [127.0.0.1/32]   # scenario 13's haproxy, on the collector namespace's loopback
   conflictSeconds: 20
 agents: {reportIntervalMs: 1000, planRefreshMs: 5000}
 receivers:
@@ -307,7 +313,7 @@ EOF
     for instance in $(agent_instances); do
         mkdir -p "$STATE/agents/$instance/spool"
         cat >"$STATE/agents/$instance.yaml" <<EOF
-collector: {url: "$(collector_url)", enrollmentTokenFile: $STATE/enrollment-token}
+collector: {url: "$(collector_url)", caFile: $(ca_file), enrollmentTokenFile: $STATE/enrollment-token}
 spool: {directory: $STATE/agents/$instance/spool}
 imds: {enabled: true, endpoint: "http://169.254.169.254"}
 discovery: {intervalSeconds: 2}
@@ -321,6 +327,28 @@ EOF
     log "waiting for $expected agents to register"
     wait_for 60 "all agents registered" agents_registered "$expected" || die "agents did not register; logs in $STATE/logs"
     log "lab is up: $(ip netns list | grep -c "^$NS") namespaces, $expected agents, collector at $(collector_url)"
+}
+
+# The lab's PKI, in $STATE/tls: a CA (P-256, two days) and the collector's server certificate from it, with IP SANs
+# for the collector's address (also haproxy's, in scenario 13) and 127.0.0.1 (scenario 13's collectors, each on the
+# namespace's loopback). The CA certificate is world-readable (the agents run as nobody); the keys are root's only.
+make_certificates() {
+    local dir=$STATE/tls
+    mkdir -p "$dir"
+    chmod 755 "$dir"
+    {
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/O=Plumb lab/CN=Plumb lab CA" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+            -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" &&
+            openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/O=Plumb lab/CN=plumb-collector" \
+                -keyout "$dir/collector-key.pem" -out "$dir/collector.csr" &&
+            printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" \
+                "subjectAltName=IP:$(collector_address),IP:127.0.0.1" >"$dir/collector.ext" &&
+            openssl x509 -req -in "$dir/collector.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" -days 2 \
+                -set_serial "0x$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" -extfile "$dir/collector.ext" -out "$dir/collector.pem"
+    } >>"$STATE/logs/openssl.log" 2>&1 || return 1
+    chmod 600 "$dir/ca-key.pem" "$dir/collector-key.pem"
+    chmod 644 "$dir/ca.pem" "$dir/collector.pem"
 }
 
 # A real Alertmanager (Debian's prometheus-alertmanager) in the collector's namespace, with a short resolve_timeout,
@@ -352,8 +380,9 @@ start_agent() { start "agent-$1" "$NS$1" --as-nobody "$BIN/plumb-agent" --config
 # ---------------------------------------------------------------------------------------------------------------
 # Two collectors on PostgreSQL (scenario 13): a throwaway PostgreSQL cluster (deploy/postgres/test-cluster.sh) in the
 # collector's namespace, listening on its loopback; collectors collector-a and collector-b on 127.0.0.1:18443 and
-# :18444 there, with the lab's collector.yaml and --db, --id, --listen; haproxy (HTTP, round robin, GET /readyz)
-# on the address and port the agents use as their collector URL. `down` stops all of it.
+# :18444 there, with the lab's collector.yaml (so TLS with the lab's certificate) and --db, --id, --listen; haproxy
+# (TCP passthrough, so the agents verify the collectors' own certificate; round robin; GET /readyz over TLS as the
+# health check) on the address and port the agents use as their collector URL. `down` stops all of it.
 
 PG_DIR_NAME=postgres # under $STATE
 cluster_port() { # cluster_port ID
@@ -372,57 +401,61 @@ postgres_stop() { # stops the cluster and removes its directory; nothing to do w
         log "stopping the PostgreSQL cluster failed; see $STATE/logs/postgres.log"
 }
 start_cluster_collector() { # start_cluster_collector ID DATABASE_URL
-    start "$1" "${NS}collector" "$BIN/plumb-collector" serve --config "$STATE/collector.yaml" --db "$2" --id "$1" \
+    # Behind haproxy in TCP mode (TLS passes through to the collectors) every connection comes from haproxy, so a
+    # registration's source address cannot be checked: the collectors rely on the signed identity documents alone,
+    # as they would behind an AWS Network Load Balancer.
+    sed 's/^  verify: \[source-address, instance-identity\]$/  verify: [instance-identity]/' "$STATE/collector.yaml" >"$STATE/cluster-collector.yaml"
+    start "$1" "${NS}collector" "$BIN/plumb-collector" serve --config "$STATE/cluster-collector.yaml" --db "$2" --id "$1" \
         --listen "127.0.0.1:$(cluster_port "$1")"
 }
-cluster_collector_ready() { ip netns exec "${NS}collector" curl -sf --max-time 2 "http://127.0.0.1:$(cluster_port "$1")/readyz" >/dev/null 2>&1; }
+cluster_collector_ready() {
+    ip netns exec "${NS}collector" curl -sf --max-time 2 --cacert "$(ca_file)" "https://127.0.0.1:$(cluster_port "$1")/readyz" >/dev/null 2>&1
+}
 start_collector_haproxy() {
     local id
     {
         echo "global"
         echo "    maxconn 512"
         echo "defaults"
-        echo "    mode http"
+        echo "    mode tcp"
         echo "    timeout connect 1s"
         echo "    timeout client 30s"
-        echo "    timeout server 10s"
-        echo "    timeout http-keep-alive 10s"
+        echo "    timeout server 30s"
         # A connection refused (a collector just died, not yet marked down) is tried again on the other one.
         echo "    retries 3"
         echo "    option redispatch 1"
         echo "frontend collector"
         echo "    bind $(collector_address):$(collector_port)"
-        # The collectors check a registration's source address: they trust this proxy's X-Forwarded-For.
-        echo "    option forwardfor"
         echo "    default_backend collectors"
         echo "backend collectors"
         echo "    balance roundrobin"
         echo "    option httpchk GET /readyz"
         echo "    http-check expect status 200"
         for id in "${CLUSTER_IDS[@]}"; do
-            echo "    server $id 127.0.0.1:$(cluster_port "$id") check inter 1s fall 2 rise 2"
+            echo "    server $id 127.0.0.1:$(cluster_port "$id") check check-ssl verify required ca-file $(ca_file) inter 1s fall 2 rise 2"
         done
     } >"$STATE/collector.haproxy.cfg"
     start collector-haproxy "${NS}collector" haproxy -db -f "$STATE/collector.haproxy.cfg"
 }
 direct() { # direct ID PATH: one collector's API, not through haproxy
-    ip netns exec "${NS}collector" curl -sf --max-time 3 -H "Authorization: Bearer $(cat "$STATE/operator-token")" \
-        "http://127.0.0.1:$(cluster_port "$1")$2"
+    ip netns exec "${NS}collector" curl -sf --max-time 3 --cacert "$(ca_file)" -H "Authorization: Bearer $(cat "$STATE/operator-token")" \
+        "https://127.0.0.1:$(cluster_port "$1")$2"
 }
 
 # ---------------------------------------------------------------------------------------------------------------
 # The collector's API, from inside the collector's namespace (the root namespace has no route into the lab).
 
 api() { # api PATH
-    ip netns exec "${NS}collector" curl -sf --max-time 5 -H "Authorization: Bearer $(cat "$STATE/operator-token")" "$(collector_url)$1"
+    ip netns exec "${NS}collector" curl -sf --max-time 5 --cacert "$(ca_file)" -H "Authorization: Bearer $(cat "$STATE/operator-token")" \
+        "$(collector_url)$1"
 }
 cli() { # cli SUBCOMMAND ARGS...
     local sub=$1
     shift
     ip netns exec "${NS}collector" env PLUMB_OPERATOR_TOKEN="$(cat "$STATE/operator-token")" \
-        "$BIN/plumb" "$sub" --collector "$(collector_url)" "$@"
+        "$BIN/plumb" "$sub" --collector "$(collector_url)" --ca-file "$(ca_file)" "$@"
 }
-collector_ready() { ip netns exec "${NS}collector" curl -sf --max-time 2 "$(collector_url)/readyz" >/dev/null 2>&1; }
+collector_ready() { ip netns exec "${NS}collector" curl -sf --max-time 2 --cacert "$(ca_file)" "$(collector_url)/readyz" >/dev/null 2>&1; }
 receiver_ready() { ip netns exec "${NS}collector" bash -c "exec 3<>/dev/tcp/127.0.0.1/$RECEIVER_PORT" 2>/dev/null; }
 agents_registered() { [[ $(api /v1/agents | jq '[.agents[] | select(.silentForSeconds < 5)] | length') -ge $1 ]]; }
 

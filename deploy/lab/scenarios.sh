@@ -401,7 +401,7 @@ scenario_alertmanager() {
 # An impostor: from web-1, a registration with the enrollment token claiming the database's instance and its ENI;
 # then, on db itself, a second agent with db's genuine identity document but without the real agent's key.
 register_from() { # register_from INSTANCE BODY OUTPUT: POST /v1/agents/register from INSTANCE's namespace; prints the status
-    ip netns exec "$NS$1" curl -s -o "$3" -w '%{http_code}' --max-time 5 "${CURL_TLS[@]}" \
+    ip netns exec "$NS$1" curl -s -o "$3" -w '%{http_code}' --max-time 5 --cacert "$(ca_file)" \
         -H "Authorization: Bearer $(cat "$STATE/enrollment-token")" -H 'Content-Type: application/json' \
         --data-binary "$2" "$(collector_url)/v1/agents/register"
 }
