@@ -410,6 +410,7 @@ imds_get() { # imds_get INSTANCE PATH: one item of the instance's IMDS, with an 
     token=$(ip netns exec "$NS$1" curl -s --max-time 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)
     ip netns exec "$NS$1" curl -s --max-time 2 -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254$2"
 }
+refused_for() { jq -e --arg r "$2" '.error.code == "identity_refused" and .error.reason == $r' "$1" >/dev/null; } # refused_for FILE REASON
 agent_reporting() { # agent_reporting AGENT: heard from within 5 s
     [[ $(api "/v1/agents/$1" | jq '.silentForSeconds') -lt 5 ]]
 }
@@ -424,7 +425,7 @@ scenario_impostor() {
           identity: {instanceId: $id, source: "local", interfaces: [{mac: $mac, interfaceId: "eni-db", privateIPv4s: ["10.0.2.10"], publicIPv4s: [], securityGroupIds: []}]}}')
     status=$(register_from web-1 "$body" "$STATE/impostor.json")
     check "the impostor is refused with 403 (got $status: $(cat "$STATE/impostor.json"))" test "$status" = 403
-    check "the answer names the failed check (source_address)" jq -e '.error.reason == "source_address"' "$STATE/impostor.json"
+    check "the answer names the failed check (source_address)" refused_for "$STATE/impostor.json" source_address
     detected impostor "$mark" identity_conflict "$db_id" "$started" 15
     log "  on db itself: a second agent with db's genuine, signed identity document, without the real agent's key"
     local document signature
@@ -436,7 +437,7 @@ scenario_impostor() {
           identity: {instanceId: $id, source: "imds", interfaces: []}}')
     status=$(register_from db "$body" "$STATE/second.json")
     check "the second agent is refused with 403 (got $status: $(cat "$STATE/second.json"))" test "$status" = 403
-    check "the answer says the instance has a live agent (instance_in_use)" jq -e '.error.reason == "instance_in_use"' "$STATE/second.json"
+    check "the answer says the instance has a live agent (instance_in_use)" refused_for "$STATE/second.json" instance_in_use
     check "the refusals are counted by reason" test "$(api /metrics | awk '$1 ~ /^plumb_registrations_refused_total/ {n += $2} END {printf "%d", n}')" -ge 2
     check "the real db agent keeps reporting" wait_for 15 "db's agent reporting" agent_reporting "$db_id"
     check "the live matrix still agrees with the model" wait_for 30 "the live matrix equals the expected one" matrix_agrees
