@@ -1,3 +1,4 @@
+import CPlumbSys
 import Glibc
 
 /// How a client (the agent, the `plumb` CLI) reaches the collector over TLS: the CA that verifies it, the client
