@@ -1,4 +1,5 @@
 import Foundation
+import PlumbCore
 import Synchronization
 
 /// The agent's registration with the collector: its id and bearer token, kept in the spool directory (mode 0600)
@@ -58,12 +59,7 @@ public final class Session: Sendable {
                 }
             }
             var generator = SystemRandomNumberGenerator()
-            let digits = Array("0123456789abcdef")
-            let made = String(
-                (0..<32).flatMap { _ -> [Character] in
-                    let byte = generator.next() as UInt8
-                    return [digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]]
-                })
+            let made = hexString((0..<32).map { _ in generator.next() as UInt8 })
             if let path { _ = FileManager.default.createFile(atPath: path, contents: Data(made.utf8), attributes: [.posixPermissions: 0o600]) }
             key = made
             return made

@@ -1,5 +1,6 @@
 import Foundation
 import PlumbCore
+import PlumbIdentity
 import Synchronization
 
 /// What an operator token may do.
@@ -63,12 +64,8 @@ public enum OperatorTokensFile {
     }
 }
 
-/// A configuration problem with its location and what to do.
-public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
-    public var description: String
-    /// Creates the error.
-    public init(_ description: String) { self.description = description }
-}
+/// A configuration problem with its location and what to do (the same type the identity settings report).
+public typealias ConfigurationError = ConfigurationProblem
 
 /// The operator tokens in force: the single `operatorToken` of the configuration (an `admin` token named `operator`)
 /// and the tokens file, re-read when it changes (checked every second) and on SIGHUP. A file that became unreadable or

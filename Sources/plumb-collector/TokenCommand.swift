@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PlumbCollector
+import PlumbCore
 
 /// `plumb-collector token add|revoke|list`: the operator tokens file (one `NAME SCOPE sha256:HEX` line per token).
 struct TokenCommand: ParsableCommand {
