@@ -148,9 +148,10 @@ public final class Reporter: Sendable {
                 Result {
                     try spool.append(count: results.count) { sequence, dropped in
                         let counters = DropCounters(batches: dropped.batches + lost.batches, results: dropped.results + lost.results)
+                        // The batches already waiting, plus this one: how far behind the collector the agent is.
                         let report = Report(
                             agentId: id, sequence: sequence, createdAtMs: now, planId: taken.planId, dropped: counters, identity: taken.identity,
-                            results: results)
+                            results: results, spoolBatches: spool.entries.count + 1)
                         return try JSONEncoder().encode(report)
                     }
                 }

@@ -227,7 +227,8 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
         return Response(
-            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: addingHelp(to: buffer))))
     }
     return router
 }

@@ -27,6 +27,7 @@ public struct EvaluationService: Service {
 
     public func run() async throws {
         var lastRollUp = ContinuousClock.now
+        var lastMetrics = ContinuousClock.now - .seconds(10)
         var lastEvaluation = ContinuousClock.now - interval
         var failing = false
         let tick = min(interval, syncInterval)
@@ -36,6 +37,10 @@ public struct EvaluationService: Service {
                 if ContinuousClock.now - lastEvaluation >= interval - .milliseconds(50) {
                     lastEvaluation = .now
                     try await collector.evaluate(now: wallClockMilliseconds())
+                }
+                if ContinuousClock.now - lastMetrics >= .seconds(5) {
+                    lastMetrics = .now
+                    await collector.recordMetrics(now: wallClockMilliseconds())
                 }
                 if ContinuousClock.now - lastRollUp > .seconds(60) {
                     lastRollUp = .now

@@ -68,6 +68,8 @@ public actor Collector {
     private var lastReplanCost: Duration = .zero
     private var lastReplanAt = ContinuousClock.now
     private var storeReachable = true
+    /// What each agent's last report to this collector said about the agent (`/metrics`).
+    private var agentHealth: [String: AgentHealth] = [:]
 
     /// A collector over `store`. Call `start(now:)` before serving.
     public init(
@@ -111,6 +113,7 @@ public actor Collector {
     /// Loads agents and the topology (the stored one, or the model file when it differs: a new version is kept),
     /// plans, then takes the lead if it is free.
     public func start(now: Int64) async throws {
+        metrics.declare(receivers: configuration.receivers.map(\.name))
         _ = try await registry.reload(revision: try await store.marks().agentsRevision)
         var document: (text: String, format: String, version: Int)?
         if let stored = try await store.latestTopology() { document = (stored.document, stored.format, stored.version) }
@@ -401,8 +404,25 @@ public actor Collector {
         }
         metrics.reports.increment()
         metrics.results.increment(by: report.results.count)
+        agentHealth[agentId] = AgentHealth(planId: report.planId, spoolBatches: report.spoolBatches, droppedResults: report.dropped.results)
         if let identity = report.identity, try await registry.updateIdentity(identity, of: agentId) { plansStale = true }
         return ReportAcknowledgement(sequence: report.sequence, stored: true)
+    }
+
+    // MARK: - Metrics
+
+    /// Records the gauges that are read rather than counted: agents, pairs per subnet pair, open alerts, the store's
+    /// size (every few seconds, on every collector; the pair and alert gauges only on the leader, which holds them).
+    public func recordMetrics(now: Int64) async {
+        let agents = Array(await registry.agents.values)
+        var currentPlans: [String: String] = [:]
+        for (agent, entry) in plansByAgent { currentPlans[agent] = entry.plan.planId }
+        metrics.record(
+            agents: agents, health: agentHealth, currentPlans: currentPlans, silenceMs: Int64(configuration.silenceSeconds * 1000), now: now)
+        metrics.plannedAgents.record(plansByAgent.count)
+        if let version = model?.version { metrics.topologyVersion.record(version) }
+        if let size = try? await store.sizeBytes() { metrics.storeBytes.record(size) }
+        await evaluator.recordStateMetrics()
     }
 
     // MARK: - Evaluation

@@ -46,6 +46,9 @@ actor Evaluator {
     private var refusals: [RegistrationRefusal] = []
     private(set) var active = false
     private var readOnlyLoadedAt: Int64?
+    /// Each planned pair's metric series (made at its first result) and its target's subnet.
+    private var probeSeries: [String: ProbeSeries] = [:]
+    private var targetSubnets = TargetSubnets()
     static let agentMaxBackoffMs: Int64 = 60_000
     var conflictMs: Int64 { Int64(configuration.identity.conflictSeconds * 1000) }
 
@@ -123,6 +126,8 @@ actor Evaluator {
     /// A new plan (topology or agents changed): pairs whose probe left the plans are forgotten.
     func apply(_ snapshot: PlanSnapshot, now: Int64) {
         self.snapshot = snapshot
+        probeSeries = [:]
+        targetSubnets = TargetSubnets(snapshot.model?.topology)
         book.holdDownMs = holdDownMs
         for agent in snapshot.agents.values { noteRegistration(agent, now: now) }
         prune()
@@ -204,10 +209,15 @@ actor Evaluator {
 
     private func observe(_ result: ProbeResult, agentId: String) {
         let key = "\(agentId)/\(result.probeId)"
-        guard snapshot.catalog[key] != nil else { return }
+        guard let probe = snapshot.catalog[key] else { return }
+        let series = probeSeries[key] ?? makeSeries(probe, key: key)
         // A probe that could not run (no name, no ICMP here, a local error) says nothing about the path.
-        if result.outcome == .dnsFailure || result.outcome == .unsupported || result.outcome == .error { return }
+        if result.outcome == .dnsFailure || result.outcome == .unsupported || result.outcome == .error {
+            series.record(result, disagrees: nil)
+            return
+        }
         let reason = Self.disagreement(result)
+        series.record(result, disagrees: reason != nil)
         var state = pairs[key] ?? PairState()
         let rtt = result.burst?.rttAvgMs ?? (result.kind == .tcp ? result.timings.connectMs : nil)
         _ = state.observe(disagrees: reason != nil, rttMs: rtt, at: result.startedAtMs, hysteresis: snapshot.hysteresis)
@@ -220,6 +230,27 @@ actor Evaluator {
                 observedInstance: result.identity?.instanceId, observedEgressIP: result.egressIP,
                 answered: reason == .blocked && (result.outcome == .refused || result.outcome == .tlsFailure || result.outcome == .ok))
         }
+    }
+
+    private func makeSeries(_ probe: PlannedProbe, key: String) -> ProbeSeries {
+        let family: ProbeSeries.Family
+        if probe.purpose == .natEgress, let nat = probe.nat {
+            family = .nat(nat)
+        } else if let target = targetSubnets.subnet(of: probe) {
+            family = .path(source: probe.sourceSubnet, target: target, kind: probe.kind)
+        } else {
+            family = .endpoint(probe.targetName)
+        }
+        let series = ProbeSeries(family)
+        probeSeries[key] = series
+        return series
+    }
+
+    /// Pairs per subnet pair and status, and the open alerts per component, for `/metrics` (every few seconds:
+    /// it walks every planned pair).
+    func recordStateMetrics() {
+        guard active else { return }
+        metrics.record(alerts: Array(book.open.values), pairs: pairs, catalog: snapshot.catalog) { targetSubnets.subnet(of: $0) }
     }
 
     static func disagreement(_ result: ProbeResult) -> Disagreement? {
@@ -281,7 +312,7 @@ actor Evaluator {
             cursorMoved = false
         }
         metrics.evaluationSeconds.recordNanoseconds(Int64((ContinuousClock.now - started) / .nanoseconds(1)))
-        metrics.record(alerts: Array(book.open.values), pairs: pairs)
+        metrics.evaluations.increment()
         return changes
     }
 
@@ -405,5 +436,28 @@ actor Evaluator {
     /// Every planned pair with its state (for the live matrix).
     func pairsWithProbes() -> [(key: String, probe: PlannedProbe, state: PairState?, lastResult: String?)] {
         snapshot.catalog.sorted { $0.key < $1.key }.map { ($0.key, $0.value, pairs[$0.key], evidence[$0.key]?.lastResult) }
+    }
+}
+
+/// The subnet of a probe's target inside the VPC (an ENI's, else the target instance's primary interface's); nil for
+/// what is outside (endpoints, NAT egress) or has no subnet of its own (a load balancer).
+struct TargetSubnets: Sendable {
+    private var interfaces: [String: String] = [:]
+    private var instances: [String: String] = [:]
+
+    init(_ topology: Topology? = nil) {
+        guard let topology else { return }
+        for instance in topology.instances {
+            for interface in instance.interfaces { interfaces[interface.id] = interface.subnet }
+            if let primary = instance.interfaces.min(by: { ($0.deviceIndex ?? 0) < ($1.deviceIndex ?? 0) }) {
+                instances[instance.id] = primary.subnet
+            }
+        }
+    }
+
+    func subnet(of probe: PlannedProbe) -> String? {
+        if probe.purpose == .natEgress || probe.purpose == .endpoint || probe.purpose == .loadBalancer { return nil }
+        if let interface = probe.interface, let subnet = interfaces[interface] { return subnet }
+        return probe.targetInstance.flatMap { instances[$0] }
     }
 }

@@ -204,7 +204,7 @@ public struct Notifier: Service {
             if response.failure == nil && (200...299).contains(response.status) {
                 try await store.recordAttempt(
                     id: entry.id, at: now, status: response.status, error: nil, delivered: true, nextAttemptAt: nil, gaveUp: false)
-                collector.metrics.deliveriesOK.increment()
+                collector.metrics.delivery("delivered", receiver: entry.receiver)
                 delivered += 1
                 continue
             }
@@ -213,7 +213,7 @@ public struct Notifier: Service {
             if now - entry.createdAtMs >= maxAge {
                 try await store.recordAttempt(
                     id: entry.id, at: now, status: response.status, error: error, delivered: false, nextAttemptAt: nil, gaveUp: true)
-                collector.metrics.deliveriesGivenUp.increment()
+                collector.metrics.delivery("gave_up", receiver: entry.receiver)
                 logger.error("webhook delivery given up", metadata: ["receiver": "\(receiver.name)", "alert": "\(alert.id)", "error": "\(error)"])
                 continue
             }
@@ -221,7 +221,7 @@ public struct Notifier: Service {
             let next = now + Int64(Double(backoff) * Double.random(in: 0.5...1.0))
             try await store.recordAttempt(
                 id: entry.id, at: now, status: response.status, error: error, delivered: false, nextAttemptAt: next, gaveUp: false)
-            collector.metrics.deliveriesFailed.increment()
+            collector.metrics.delivery("failed", receiver: entry.receiver)
             logger.warning(
                 "webhook delivery failed; will retry",
                 metadata: ["receiver": "\(receiver.name)", "alert": "\(alert.id)", "error": "\(error)", "attempt": "\(entry.attempts + 1)"])

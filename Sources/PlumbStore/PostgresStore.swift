@@ -310,6 +310,15 @@ public actor PostgresStore: Store {
         }
     }
 
+    public func sizeBytes() async throws -> Int64 {
+        do {
+            for try await size in try await client.query("SELECT pg_database_size(current_database())").decode(Int64.self) { return size }
+            return 0
+        } catch {
+            throw StoreError.query("size", PostgresSupport.reason(error))
+        }
+    }
+
     public func ping() async throws {
         // The pool may wait for a connection it cannot make; readiness wants an answer now.
         do {

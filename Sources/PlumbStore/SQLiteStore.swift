@@ -156,6 +156,15 @@ public actor SQLiteStore: Store {
         try await exclusive { _ = try await run("SELECT 1") }
     }
 
+    public func sizeBytes() async throws -> Int64 {
+        var total: Int64 = 0
+        for file in [path, path + "-wal"] {
+            var info = stat()
+            if stat(file, &info) == 0 { total += Int64(info.st_size) }
+        }
+        return total
+    }
+
     public func marks() async throws -> StoreMarks {
         try await exclusive {
             let row = try await run(

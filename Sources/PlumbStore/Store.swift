@@ -385,6 +385,8 @@ public protocol Store: Sendable {
     func ping() async throws
     /// Counters that move when another collector changes what this one serves.
     func marks() async throws -> StoreMarks
+    /// The store's size in bytes (the SQLite file with its WAL, the PostgreSQL database), for `/metrics`.
+    func sizeBytes() async throws -> Int64
 
     /// Inserts or replaces an agent.
     func saveAgent(_ agent: AgentRecord) async throws

@@ -181,12 +181,15 @@ public struct Report: Codable, Sendable, Hashable {
     public var identity: AgentIdentity?
     /// The results, in the order the probes finished.
     public var results: [ProbeResult]
+    /// Batches waiting in the agent's spool when this one was sent, this one included (optional; agents since issue 13).
+    public var spoolBatches: Int?
 
     /// Creates a report.
     public init(
         version: Int = 1, agentId: String, sequence: Int64, createdAtMs: Int64, planId: String? = nil, dropped: DropCounters = DropCounters(),
-        identity: AgentIdentity? = nil, results: [ProbeResult]
+        identity: AgentIdentity? = nil, results: [ProbeResult], spoolBatches: Int? = nil
     ) {
+        self.spoolBatches = spoolBatches
         self.version = version
         self.agentId = agentId
         self.sequence = sequence

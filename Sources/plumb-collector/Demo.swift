@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
 import PlumbAgent
 import PlumbCollector
 import PlumbCore
@@ -22,6 +23,10 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "The demo model.") var model = "examples/demo.yaml"
     @Option(help: "Seconds to wait for each step before giving up.") var stepTimeout: Double = 60
     @Flag(help: "Keep the demo's directory (database, spools) afterwards.") var keep = false
+    @Option(help: "The collector's port on 127.0.0.1 (default: a free one).") var port: Int?
+    @Option(help: "Seconds to keep everything running after the script, to look at the page (GET /) and /metrics.") var hold: Double = 0
+    @Flag(help: "Leave the fault in place (no repair), so the hold shows the alert.") var keepFault = false
+    @Option(help: "Write {\"url\", \"token\"} to this file once the script is done (for scripts driving the hold).") var readyFile: String?
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -71,7 +76,7 @@ struct Demo: AsyncParsableCommand {
         configuration.modelPath = model
         configuration.database = directory + "/plumb.sqlite"
         configuration.host = "127.0.0.1"
-        configuration.port = freeTCPPort()
+        configuration.port = port ?? freeTCPPort()
         configuration.operatorToken = "demo-operator-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         configuration.enrollmentToken = "demo-enrollment-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         configuration.receivers = [Receiver(name: "demo-receiver", url: receiver.url + "/plumb", format: .plumb, secret: secret)]
@@ -80,6 +85,7 @@ struct Demo: AsyncParsableCommand {
         configuration.reportIntervalMs = 1_000
         configuration.planRefreshMs = 2_000
         let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(CollectorMetrics.factory(registry: registry))
         let app = try await buildApplication(configuration: configuration, logger: logger, registry: registry)
         let collectorURL = "http://127.0.0.1:\(configuration.port)"
 
@@ -105,11 +111,25 @@ struct Demo: AsyncParsableCommand {
         say(
             "Plumb demo: collector on \(collectorURL) (SQLite \(configuration.sqlitePath)), \(services.count - 1) agents on 127.0.x.x, model \(model)"
         )
+        let stopped = DemoFlag()
         let outcome: Result<Void, any Error> = await withTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try? await group.run() }
+            tasks.addTask {
+                try? await group.run()
+                stopped.value.store(true, ordering: .relaxed)
+            }
             let result: Result<Void, any Error>
             do {
                 try await script(api: api, standIns: standIns, inbox: inbox, say: say)
+                if hold > 0 {
+                    let page = "\(collectorURL)/?token=\(configuration.operatorToken!)"
+                    if let readyFile {
+                        let ready = try JSONSerialization.data(withJSONObject: ["url": collectorURL, "token": configuration.operatorToken!])
+                        try ready.write(to: URL(fileURLWithPath: readyFile), options: .atomic)
+                    }
+                    say("Holding for \(Int(hold)) s (Ctrl-C ends it). The page: \(page)  Metrics: \(collectorURL)/metrics")
+                    let until = ContinuousClock.now + .milliseconds(Int(hold * 1000))
+                    while ContinuousClock.now < until && !stopped.value.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(200)) }
+                }
                 result = .success(())
             } catch {
                 result = .failure(error)
@@ -170,6 +190,10 @@ struct Demo: AsyncParsableCommand {
         say("Webhook received (\(firing.event)), signature \(firing.verified ? "verified" : "WRONG"): \(firing.body.prefix(160))…")
         guard firing.verified else { throw DemoFailure(description: "the webhook signature did not verify") }
 
+        if keepFault {
+            say("Leaving the fault in place (--keep-fault).")
+            return
+        }
         say("Repairing: S3 answers again.")
         let repairAt = ContinuousClock.now
         try standIns.servers.withLock { servers in
@@ -206,6 +230,11 @@ struct Demo: AsyncParsableCommand {
 }
 
 struct DemoFailure: Error, CustomStringConvertible { var description: String }
+
+/// Set when the services stopped (a signal during the hold).
+final class DemoFlag: Sendable {
+    let value = Atomic<Bool>(false)
+}
 
 /// The endpoint stand-ins, by endpoint id.
 final class StandIns: Sendable {

@@ -94,7 +94,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        MetricsSystem.bootstrap(CollectorMetrics.factory(registry: registry))
         let reloader = CollectorReloader()
         let app: any ApplicationProtocol
         do {
