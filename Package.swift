@@ -43,6 +43,8 @@ let package = Package(
             dependencies: ["PlumbCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
+        // The VPC drawn from the model (layout and SVG), for the collector's page and `plumb diagram`. Pure, like Core.
+        .target(name: "PlumbDiagram", dependencies: ["PlumbCore"], swiftSettings: swiftSettings),
         // libcurl from the system (Debian: libcurl4-openssl-dev), with one-type wrappers for the variadic calls.
         .systemLibrary(
             name: "CCurl",
@@ -98,7 +100,7 @@ let package = Package(
         .target(
             name: "PlumbCollector",
             dependencies: [
-                "PlumbCore", "PlumbWire", "PlumbStore", "PlumbModelIO", "PlumbProbes", "PlumbIdentity",
+                "PlumbCore", "PlumbWire", "PlumbStore", "PlumbModelIO", "PlumbProbes", "PlumbIdentity", "PlumbDiagram",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -141,7 +143,7 @@ let package = Package(
         .executableTarget(
             name: "plumb",
             dependencies: [
-                "PlumbCore", "PlumbModelIO", "PlumbProbes",
+                "PlumbCore", "PlumbModelIO", "PlumbProbes", "PlumbDiagram",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -172,7 +174,7 @@ let package = Package(
         .target(name: "PlumbTestSupport", dependencies: [], swiftSettings: swiftSettings),
         .testTarget(
             name: "PlumbCoreTests",
-            dependencies: ["PlumbCore", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: ["PlumbCore", "PlumbDiagram", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import PlumbCore
+import PlumbDiagram
 import PlumbModelIO
 import PlumbProbes
 import PlumbStore
@@ -14,7 +15,7 @@ public let apiRoutes: [(method: String, path: String)] = [
     ("POST", "/v1/agents/register"), ("GET", "/v1/agents/{id}/plan"), ("POST", "/v1/agents/{id}/reports"),
     ("GET", "/v1/agents"), ("GET", "/v1/agents/{id}"),
     ("GET", "/v1/topology"), ("PUT", "/v1/topology"), ("POST", "/v1/topology/validate"), ("GET", "/v1/topology/versions"),
-    ("GET", "/v1/explain"), ("GET", "/v1/matrix"), ("GET", "/v1/drift"),
+    ("GET", "/v1/explain"), ("GET", "/v1/matrix"), ("GET", "/v1/drift"), ("GET", "/v1/overview"), ("GET", "/v1/diagram"),
     ("GET", "/v1/alerts"), ("GET", "/v1/alerts/{id}"), ("POST", "/v1/alerts/{id}/acknowledge"),
     ("GET", "/v1/receivers"), ("GET", "/v1/deliveries"),
     ("GET", "/v1/status"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
@@ -147,6 +148,20 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
         try requireScope(.read, request, collector)
         return try json(MatrixView(await collector.pairsWithProbes()))
     }
+    router.get("/v1/overview") { request, _ -> Response in
+        try requireScope(.read, request, collector)
+        return try json(try await collector.overview(now: now()))
+    }
+    router.get("/v1/diagram") { request, _ -> Response in
+        try requireScope(.read, request, collector)
+        guard await collector.live != nil else { throw APIError(409, "no_topology", "no topology is loaded") }
+        let svg = await Page.diagram(collector: collector).svg
+        let document = svg.replacingOccurrences(
+            of: "</title>\n", with: "</title>\n<style>\n\(SVGRenderer.style)\n</style>\n", options: [], range: nil)
+        return Response(
+            status: .ok, headers: [.contentType: "image/svg+xml; charset=utf-8", .cacheControl: "no-cache"],
+            body: .init(byteBuffer: ByteBuffer(string: "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" + document)))
+    }
     router.get("/v1/drift") { request, _ -> Response in
         try requireScope(.read, request, collector)
         let findings = await collector.currentFindings(now: now())
@@ -207,6 +222,9 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
         let alert = request.uri.queryParameters["alert"].map(String.init)
         return try json(["deliveries": try await collector.store.deliveries(alertId: alert, limit: 500)])
     }
+
+    // MARK: The page
+    Page.add(to: router, collector: collector, configuration: configuration)
 
     // MARK: Health and metrics
     router.get("/healthz") { _, _ -> Response in try json(["status": "ok"]) }
@@ -295,7 +313,14 @@ func bearerToken(_ request: Request) throws -> String {
 /// that is not an operator token or lacks the scope.
 @discardableResult
 func requireScope(_ scope: TokenScope, _ request: Request, _ collector: Collector) throws -> OperatorToken {
-    let bearer = try bearerToken(request)
+    // The page's cookie opens reading only: a GET without an Authorization header. What changes state needs the header,
+    // which a cross-site request cannot set.
+    let bearer: String
+    if request.method == .get, request.headers[.authorization] == nil, let cookie = Page.cookie(Page.cookieName, request) {
+        bearer = cookie
+    } else {
+        bearer = try bearerToken(request)
+    }
     guard let token = collector.operatorToken(bearer) else {
         throw APIError(403, "forbidden", "this route needs an operator token (\(scope.rawValue) or admin); this bearer is not one")
     }

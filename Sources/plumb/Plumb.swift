@@ -9,7 +9,7 @@ struct Plumb: ParsableCommand {
         commandName: "plumb",
         abstract: "Plumb: keep a VPC true to its plan. Validate a topology model, explain flows, print the expected matrix, import from AWS.",
         version: "0.1.0",
-        subcommands: [Validate.self, Explain.self, Matrix.self, Import.self, Status.self, Agents.self, Alerts.self, Drift.self]
+        subcommands: [Validate.self, Explain.self, Matrix.self, DiagramCommand.self, Import.self, Status.self, Agents.self, Alerts.self, Drift.self]
     )
 }
 
