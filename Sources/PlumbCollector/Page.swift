@@ -67,7 +67,7 @@ enum Page {
         let targets = instances + topology.loadBalancers.map(\.id).sorted() + topology.endpoints.map(\.id).sorted()
         let body = """
             <header><h1>Plumb</h1><span class="vpc">\(e(topology.vpc.id))\(topology.name.map { " · " + e($0) } ?? "")</span>
-            <span id="version" data-version="\(version)">topology v\(version)</span><span id="live" class="stale">connecting…</span>
+            <span id="version" data-version="\(version)">topology v\(version)</span><span id="live" class="stale">connecting…</span><button id="zoom" type="button">Actual size</button>
             <form method="post" action="/logout"><button type="submit">Sign out</button></form></header>
             <main>
             <section id="diagram" aria-label="The VPC">\(svg)</section>

@@ -18,6 +18,8 @@ enum PageAssets {
         .error { color: #b00; } .hint { color: #667; font-size: 12px; }
         #diagram { flex: 1; overflow: auto; background: #fff; border-right: 1px solid #d5dbe5; }
         #diagram svg { display: block; max-width: none; }
+        #diagram:not(.actual) svg { width: 100%; height: auto; }
+        #zoom { background: transparent; color: #fff; border: 1px solid #fff8; border-radius: 4px; padding: 2px 10px; cursor: pointer; }
         #diagram .box { cursor: pointer; } #diagram .box.vpc, #diagram .box.zone, #diagram .box.internet { cursor: default; }
         #panel { width: 430px; overflow: auto; padding: 0 12px 24px; }
         #panel h2 { font-size: 14px; margin: 16px 0 6px; text-transform: uppercase; letter-spacing: .04em; color: #445; }
@@ -203,6 +205,10 @@ enum PageAssets {
               $("#ask-form").requestSubmit(); return;
             }
             window.location.hash = `select=${encodeURIComponent(id)}`;
+          });
+          $("#zoom").addEventListener("click", () => {
+            const actual = $("#diagram").classList.toggle("actual");
+            $("#zoom").textContent = actual ? "Fit to width" : "Actual size";
           });
           $("#alert-list").addEventListener("click", (event) => {
             const item = event.target.closest("[data-alert]");

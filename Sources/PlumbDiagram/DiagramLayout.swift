@@ -248,8 +248,8 @@ public struct DiagramLayout: Sendable {
         return Diagram(width: width, height: height, title: topology.name ?? vpc.id, boxes: boxes, edges: edges)
     }
 
-    /// The boxes inside a subnet, before placement: NATs and bastions first, then instances by id; collapsed to one
-    /// box of counts past `collapseAbove`.
+    /// The boxes inside a subnet, before placement: NATs, bastions and instances with a static-IP ENI first, then
+    /// the other instances by id, which become one box of counts past `collapseAbove`.
     private func memberBoxes(in subnet: Subnet, model: ModelFacts) -> [Diagram.Box] {
         var special: [Diagram.Box] = []
         var ordinary: [Diagram.Box] = []
@@ -284,7 +284,9 @@ public struct DiagramLayout: Sendable {
             if !groups.isEmpty { lines.append(Diagram.Line(groups.joined(separator: " "), components: groups, tags: ["groups"])) }
             let box = member(
                 components: components, kind: .instance, title: instance.id + (instance.name.map { " (\($0))" } ?? ""), lines: lines, tags: tags)
-            if tags.isEmpty { ordinary.append(box) } else { special.append(box) }
+            // NATs, bastions and instances with a static-IP ENI stay visible when a subnet collapses.
+            let hasStatic = lines.contains { $0.tags.contains("static") }
+            if tags.isEmpty && !hasStatic { ordinary.append(box) } else { special.append(box) }
         }
         guard special.count + ordinary.count > collapseAbove, !ordinary.isEmpty else { return special + ordinary }
         let members = ordinary.map(\.components[0])
