@@ -19,6 +19,7 @@ public let apiRoutes: [(method: String, path: String)] = [
     ("GET", "/v1/alerts"), ("GET", "/v1/alerts/{id}"), ("POST", "/v1/alerts/{id}/acknowledge"),
     ("GET", "/v1/receivers"), ("GET", "/v1/deliveries"),
     ("GET", "/v1/status"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
+    ("GET", "/"), ("POST", "/login"), ("POST", "/logout"), ("GET", "/assets/plumb.css"), ("GET", "/assets/plumb.js"),
 ]
 
 /// The request context: Hummingbird's basic one plus the connection's peer address (identity checks at registration).
