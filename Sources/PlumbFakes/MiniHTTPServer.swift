@@ -207,12 +207,24 @@ public final class MiniHTTPServer: Sendable {
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on now (bound, read, closed): for a server started later, or a
-/// connection that must be refused.
+/// connection that must be refused. It is taken below Linux's ephemeral range (32768–60999), so no outgoing
+/// connection is given it while its server is stopped (a test's outage) and it can be listened on again.
 public func freeTCPPort() -> Int {
+    for _ in 0..<64 {
+        let port = Int.random(in: 20_000..<32_000)
+        if bindable(port) { return port }
+    }
+    return bound(port: 0)
+}
+
+private func bindable(_ port: Int) -> Bool { bound(port: port) == port }
+
+/// Binds 127.0.0.1:`port` (0: any) and returns the port bound, or -1.
+private func bound(port: Int) -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
-    var address = plumb_sockaddr_in(0x7f00_0001, 0)
-    _ = plumb_bind_in(fd, &address)
+    var address = plumb_sockaddr_in(0x7f00_0001, UInt16(port))
+    guard plumb_bind_in(fd, &address) == 0 else { return -1 }
     var local = sockaddr_in()
     _ = plumb_getsockname_in(fd, &local)
     return Int(plumb_sockaddr_port(&local))

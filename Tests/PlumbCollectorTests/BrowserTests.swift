@@ -17,7 +17,7 @@ enum Browser {
 
     /// The DOM after the page's scripts ran (`--dump-dom`), or a screenshot. Name resolution is mapped to nothing but
     /// loopback and background networking is off: the browser sends nothing beyond 127.0.0.1.
-    static func run(_ url: String, directory: String, screenshot: String? = nil) throws -> String {
+    static func run(_ url: String, directory: String, screenshot: String? = nil) async throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path!)
         var arguments = [
@@ -36,7 +36,8 @@ enum Browser {
         process.standardError = FileHandle.nullDevice
         try process.run()
         let deadline = Date().addingTimeInterval(60)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        // Polled with Task.sleep: a blocked thread would starve the cooperative pool the other tests run on.
+        while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
         if process.isRunning {
             process.terminate()
             process.waitUntilExit()
@@ -55,7 +56,7 @@ final class HeldDemo {
     let url: String
     let token: String
 
-    init() throws {
+    init() async throws {
         directory = NSTemporaryDirectory() + "plumb-browser-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var candidates: [URL] = []
@@ -90,7 +91,7 @@ final class HeldDemo {
                 try? FileManager.default.removeItem(atPath: directory)
                 throw BrowserError(description: "the demo did not get to its hold: \(printed.suffix(2_000))")
             }
-            Thread.sleep(forTimeInterval: 0.25)
+            try await Task.sleep(for: .milliseconds(250))
         }
         let document = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: ready))) as? [String: String]
         url = document?["url"] ?? ""
@@ -123,7 +124,7 @@ struct BrowserTests {
             Issue.record("chromium is required here (PLUMB_REQUIRE_BROWSER=1): apt-get install chromium")
             return
         }
-        let demo = try HeldDemo()
+        let demo = try await HeldDemo()
         defer { demo.stop() }
         let overview = try await demo.get("/v1/overview")
         let alerts = try #require(overview["alerts"] as? [[String: Any]])
@@ -132,7 +133,7 @@ struct BrowserTests {
         let component = try #require(alert["component"] as? String)
 
         // Signed in by ?token= (the redirect drops it, the cookie carries it), the alert selected by the address.
-        let dom = try Browser.run("\(demo.url)/?token=\(demo.token)#alert=\(alertId)", directory: demo.directory)
+        let dom = try await Browser.run("\(demo.url)/?token=\(demo.token)#alert=\(alertId)", directory: demo.directory)
         #expect(!dom.contains("action=\"/login\""), "the browser was not signed in")
         let topology = try #require(ModelLoader.load(path: repositoryRoot.appendingPathComponent("examples/demo.yaml").path).topology)
         for id in topology.subnets.map(\.id) + topology.instances.map(\.id) + topology.nats.map(\.id) + topology.endpoints.map(\.id) {
@@ -150,14 +151,14 @@ struct BrowserTests {
         #expect(dom.contains("<table class=\"hops\">") && dom.contains("<td class=\"pass\">"), "the explanation panel is empty")
 
         // Can A reach B: the model's verdict and what the agents observed.
-        let ask = try Browser.run("\(demo.url)/?token=\(demo.token)#ask=app-1,db,5432,tcp", directory: demo.directory)
+        let ask = try await Browser.run("\(demo.url)/?token=\(demo.token)#ask=app-1,db,5432,tcp", directory: demo.directory)
         #expect(ask.contains("data-verdict=\"allowed\""), "no verdict for app-1 → db:5432")
         #expect(ask.contains("<h3>The agents observed</h3>"))
 
         // The screenshot, kept as a CI artefact.
         let artefacts = ProcessInfo.processInfo.environment["PLUMB_ARTIFACTS"] ?? repositoryRoot.appendingPathComponent(".build/artifacts").path
         try FileManager.default.createDirectory(atPath: artefacts, withIntermediateDirectories: true)
-        _ = try Browser.run("\(demo.url)/?token=\(demo.token)#alert=\(alertId)", directory: demo.directory, screenshot: artefacts + "/page.png")
+        _ = try await Browser.run("\(demo.url)/?token=\(demo.token)#alert=\(alertId)", directory: demo.directory, screenshot: artefacts + "/page.png")
         #expect(FileManager.default.fileExists(atPath: artefacts + "/page.png"))
     }
 

@@ -254,14 +254,16 @@ struct IdentityTests {
             #expect(body.error.reason == "source_address")
             #expect(body.error.message.contains("127.0.0.1"))
         }
-        let changes = try await harness.collector.evaluate(now: now + 1_000)
+        // The refusal carries the wall clock of the request, which a loaded machine may take seconds to serve.
+        let served = Int64(Date().timeIntervalSince1970 * 1000)
+        let changes = try await harness.collector.evaluate(now: served + 1_000)
         let fired = changes.compactMap { change -> Alert? in if case .fired(let alert) = change { alert } else { nil } }
         #expect(fired.map(\.kind) == [.identityConflict])
         #expect(fired.first?.component == "i-db")
         #expect(fired.first?.severity == .critical)
         // The real agent is still registered with its token, and the alert resolves conflictSeconds after the last refusal.
         #expect(try await harness.store.agent(id: "i-db")?.verification?.sourceAddress == "10.0.2.10")
-        let later = try await harness.collector.evaluate(now: now + 62_000)
+        let later = try await harness.collector.evaluate(now: served + 62_000)
         #expect(later.contains { if case .resolved(let alert) = $0 { alert.kind == .identityConflict } else { false } })
     }
 
