@@ -16,7 +16,7 @@ struct TokenCommand: ParsableCommand {
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Make a token, append its hash to FILE, print the token once.")
-        @Option(help: "The tokens file (created with mode 0600 when missing).") var file: String
+        @Option(help: "The tokens file (created with mode 0600 when missing; an existing one keeps its owner, group and mode).") var file: String
         @Option(help: "A name for the token: who or what holds it (shown in logs, acknowledgements, topology authors).") var name: String
         @Option(help: "read or admin.") var scope: String
 
@@ -90,11 +90,17 @@ struct TokenCommand: ParsableCommand {
     }
 
     /// Replaces `file` atomically (a collector reading it sees the old or the new content), mode 0600.
+    /// Replaces the file atomically. A new file is 0600; an existing one keeps its owner, group and mode (without any
+    /// permission for others), so a file installed `root:plumb 0640` stays readable by the collector.
     static func write(_ text: String, to file: String) throws {
         let temporary = file + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+        var existing = stat()
+        let exists = stat(file, &existing) == 0
+        let mode = exists ? Int(existing.st_mode & 0o660) | 0o600 : 0o600
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: mode]) else {
             throw ValidationError("cannot write \(temporary)")
         }
+        if exists { _ = chown(temporary, existing.st_uid, existing.st_gid) }  // as root; otherwise the file stays the caller's
         guard rename(temporary, file) == 0 else {
             unlink(temporary)
             throw ValidationError("cannot replace \(file): \(String(cString: strerror(errno)))")
