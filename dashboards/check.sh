@@ -105,7 +105,7 @@ trap 'exit 143' TERM
 free_port() {
     local port
     for _ in $(seq 100); do
-        port=$((20000 + RANDOM % 40000))
+        port=$((20000 + RANDOM % 12000))  # below Linux's ephemeral range (32768-60999): no outgoing connection takes it meanwhile
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return 0

@@ -404,7 +404,8 @@ public actor Collector {
         }
         metrics.reports.increment()
         metrics.results.increment(by: report.results.count)
-        agentHealth[agentId] = AgentHealth(planId: report.planId, spoolBatches: report.spoolBatches, droppedResults: report.dropped.results)
+        agentHealth[agentId] = AgentHealth(
+            receivedAtMs: now, planId: report.planId, spoolBatches: report.spoolBatches, droppedResults: report.dropped.results)
         if let identity = report.identity, try await registry.updateIdentity(identity, of: agentId) { plansStale = true }
         return ReportAcknowledgement(sequence: report.sequence, stored: true)
     }
@@ -414,11 +415,14 @@ public actor Collector {
     /// Records the gauges that are read rather than counted: agents, pairs per subnet pair, open alerts, the store's
     /// size (every few seconds, on every collector; the pair and alert gauges only on the leader, which holds them).
     public func recordMetrics(now: Int64) async {
-        let agents = Array(await registry.agents.values)
-        var currentPlans: [String: String] = [:]
-        for (agent, entry) in plansByAgent { currentPlans[agent] = entry.plan.planId }
-        metrics.record(
-            agents: agents, health: agentHealth, currentPlans: currentPlans, silenceMs: Int64(configuration.silenceSeconds * 1000), now: now)
+        // From the store: its lastSeenAtMs moves with every report to any collector (the registry's copy does not).
+        if let agents = try? await store.agents() {
+            var currentPlans: [String: String] = [:]
+            for (agent, entry) in plansByAgent { currentPlans[agent] = entry.plan.planId }
+            let silenceMs = Int64(configuration.silenceSeconds * 1000)
+            metrics.record(agents: agents, health: agentHealth, currentPlans: currentPlans, silenceMs: silenceMs, now: now)
+            agentHealth = agentHealth.filter { now - $0.value.receivedAtMs <= silenceMs }
+        }
         metrics.plannedAgents.record(plansByAgent.count)
         if let version = model?.version { metrics.topologyVersion.record(version) }
         if let size = try? await store.sizeBytes() { metrics.storeBytes.record(size) }

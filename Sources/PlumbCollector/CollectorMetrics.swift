@@ -39,8 +39,12 @@ public struct CollectorMetrics: Sendable {
         Counter(label: "plumb_webhook_deliveries_total", dimensions: [("receiver", receiver), ("outcome", outcome)]).increment()
     }
 
-    /// Creates every receiver's delivery series at zero, so rates and alert rules have data before the first alert.
+    /// Creates every receiver's delivery series and every refusal reason's series at zero, so rates, increases and
+    /// alert rules see the first event.
     func declare(receivers: [String]) {
+        for reason in IdentityRefused.Reason.allCases {
+            Counter(label: "plumb_registrations_refused_total", dimensions: [("reason", reason.rawValue)]).increment(by: 0)
+        }
         for receiver in receivers {
             for outcome in ["delivered", "failed", "gave_up"] {
                 Counter(label: "plumb_webhook_deliveries_total", dimensions: [("receiver", receiver), ("outcome", outcome)]).increment(by: 0)
@@ -64,8 +68,9 @@ public struct CollectorMetrics: Sendable {
         SubnetPairSeries.shared.record(bySubnetPair)
     }
 
-    /// Agents as this collector sees them: live or silent, the age of the last report, the spool depth and plan the
-    /// agent's last report here carried.
+    /// Agents as the store has them (every collector updates `lastSeenAtMs`): live or silent, the age of the last
+    /// report; and the spool depth and plan the agent's last report to this collector carried, while that report is
+    /// recent (within the silence window), so a collector an agent has left does not keep showing its old values.
     func record(agents: [AgentRecord], health: [String: AgentHealth], currentPlans: [String: String], silenceMs: Int64, now: Int64) {
         var live = 0
         var silent = 0
@@ -74,14 +79,16 @@ public struct CollectorMetrics: Sendable {
             if age > silenceMs { silent += 1 } else { live += 1 }
             let dimensions = [("agent", agent.agentId)]
             Gauge(label: "plumb_agent_last_report_age_seconds", dimensions: dimensions).record(Double(age) / 1000)
-            if let health = health[agent.agentId] {
+            if let health = health[agent.agentId], now - health.receivedAtMs <= silenceMs {
                 if let depth = health.spoolBatches { Gauge(label: "plumb_agent_spool_batches", dimensions: dimensions).record(depth) }
                 let current = currentPlans[agent.agentId].map { $0 == health.planId } ?? false
                 Gauge(label: "plumb_agent_plan_current", dimensions: dimensions).record(current ? 1 : 0)
                 Gauge(label: "plumb_agent_dropped_results", dimensions: dimensions).record(health.droppedResults)
             }
         }
-        AgentSeries.shared.retain(Set(agents.map(\.agentId)))
+        AgentSeries.shared.retain(
+            all: Set(agents.map(\.agentId)),
+            reportingHere: Set(agents.map(\.agentId).filter { health[$0].map { now - $0.receivedAtMs <= silenceMs } ?? false }))
         Gauge(label: "plumb_agents", dimensions: [("state", "live")]).record(live)
         Gauge(label: "plumb_agents", dimensions: [("state", "silent")]).record(silent)
     }
@@ -107,6 +114,7 @@ public struct CollectorMetrics: Sendable {
 
 /// What an agent's last report to this collector said about the agent itself.
 struct AgentHealth: Sendable {
+    var receivedAtMs: Int64
     var planId: String?
     var spoolBatches: Int?
     var droppedResults: Int
@@ -242,23 +250,23 @@ final class SubnetPairSeries: Sendable {
     }
 }
 
-/// Agents' series: those of agents no longer registered are removed.
+/// Agents' series: those of agents no longer registered are removed, and the health series of agents that stopped
+/// reporting to this collector.
 final class AgentSeries: Sendable {
     static let shared = AgentSeries()
-    private let seen = Mutex<Set<String>>([])
+    private let seen = Mutex<(all: Set<String>, here: Set<String>)>(([], []))
+    static let healthLabels = ["plumb_agent_spool_batches", "plumb_agent_plan_current", "plumb_agent_dropped_results"]
 
-    func retain(_ agents: Set<String>) {
-        let gone = seen.withLock { seen in
-            let gone = seen.subtracting(agents)
-            seen = agents
-            return gone
+    func retain(all agents: Set<String>, reportingHere: Set<String>) {
+        let (gone, left) = seen.withLock { seen in
+            let gone = seen.all.subtracting(agents)
+            let left = seen.here.subtracting(reportingHere)
+            seen = (agents, reportingHere)
+            return (gone, left)
         }
-        for agent in gone {
-            for label in [
-                "plumb_agent_last_report_age_seconds", "plumb_agent_spool_batches", "plumb_agent_plan_current", "plumb_agent_dropped_results",
-            ] {
-                Gauge(label: label, dimensions: [("agent", agent)]).destroy()
-            }
+        for agent in gone { Gauge(label: "plumb_agent_last_report_age_seconds", dimensions: [("agent", agent)]).destroy() }
+        for agent in left.union(gone) {
+            for label in Self.healthLabels { Gauge(label: label, dimensions: [("agent", agent)]).destroy() }
         }
     }
 }

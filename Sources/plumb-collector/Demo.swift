@@ -47,6 +47,7 @@ struct Demo: AsyncParsableCommand {
         func say(_ text: String) {
             let seconds = Double((ContinuousClock.now - started) / .milliseconds(100)) / 10
             print(String(format: "[%5.1fs] ", seconds) + text)
+            fflush(nil)  // each step as it happens, also into a pipe or a file
         }
 
         // The services outside the VPC: S3 and SQS stand-ins, and a webhook receiver that checks signatures.

@@ -71,8 +71,8 @@ final class HeldDemo {
         process.executableURL = binary
         process.currentDirectoryURL = repositoryRoot
         process.arguments = [
-            "demo", "--model", repositoryRoot.appendingPathComponent("examples/demo.yaml").path, "--hold", "180", "--keep-fault", "--ready-file",
-            ready,
+            "demo", "--model", repositoryRoot.appendingPathComponent("examples/demo.yaml").path, "--hold", "300", "--keep-fault", "--ready-file",
+            ready, "--step-timeout", "200",
         ]
         let log = URL(fileURLWithPath: directory + "/demo.log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -80,7 +80,8 @@ final class HeldDemo {
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
-        let deadline = Date().addingTimeInterval(120)
+        // The rest of the suite runs meanwhile on two cores: the demo's pairs may take a while to agree all at once.
+        let deadline = Date().addingTimeInterval(420)
         while !FileManager.default.fileExists(atPath: ready) {
             guard process.isRunning, Date() < deadline else {
                 let printed = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
