@@ -159,7 +159,7 @@ let package = Package(
         .executableTarget(
             name: "plumb-bench",
             dependencies: [
-                "PlumbCore", "PlumbModelIO", "PlumbProbes", "PlumbWire", "PlumbFakes", "CPlumbSys", "PlumbCollector", "PlumbStore",
+                "PlumbCore", "PlumbModelIO", "PlumbProbes", "PlumbWire", "PlumbFakes", "CPlumbSys", "PlumbCollector", "PlumbStore", "PlumbDiagram",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -1,6 +1,6 @@
 // plumb-bench: generates a large VPC model and measures the engine. Prints figures a person can compare run to run.
 //
-//   swift run -c release plumb-bench [probes|footprint|collector|failover|blame …] [--instances N] [--subnets N] [--groups N] [--acls N] [--seconds S]
+//   swift run -c release plumb-bench [probes|footprint|collector|failover|blame|diagram …] [--instances N] [--subnets N] [--groups N] [--acls N] [--seconds S]
 //
 // Figures: model load (parse + decode + validate, with intents) against a plain JSON parse of the same
 // document as the baseline; compile; explain calls per second on one core after warm-up (by resolved party and
@@ -24,6 +24,10 @@ if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "failover" {
 }
 if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "blame" {
     try await BlameBench.run(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+}
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "diagram" {
+    try DiagramBench.run(Array(CommandLine.arguments.dropFirst(2)))
     exit(0)
 }
 if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "footprint" {
