@@ -9,8 +9,8 @@
 #   deploy/postgres/test-cluster.sh url DIR     prints postgres://plumb@127.0.0.1:PORT/plumb?sslmode=disable
 #   deploy/postgres/test-cluster.sh stop DIR    stops it and removes DIR
 #
-# Environment: PLUMB_PG_PORT (default 55432; when it is taken and PLUMB_PG_PORT is unset, the next free port up to
-# 55532 is used), PLUMB_PG_BIN (default /usr/lib/postgresql/15/bin), PLUMB_PG_DURABLE=1 (at creation: keep fsync,
+# Environment: PLUMB_PG_PORT (default 25432; when it is taken and PLUMB_PG_PORT is unset, the next free port up to
+# 25532 is used: below Linux's ephemeral range, so no outgoing connection holds it), PLUMB_PG_BIN (default /usr/lib/postgresql/15/bin), PLUMB_PG_DURABLE=1 (at creation: keep fsync,
 # synchronous_commit and full_page_writes on, as a production server has them, for benchmarks; by default they are
 # off, which is fast and loses data on a crash).
 #
@@ -80,13 +80,14 @@ pick_port() {
         return
     fi
     local port
-    for ((port = 55432; port <= 55532; port++)); do
+    local first=${1:-25432}
+    for ((port = first; port <= 25532; port++)); do
         if port_free "$port"; then
             echo "$port"
             return
         fi
     done
-    die "no free port in 55432-55532; set PLUMB_PG_PORT"
+    die "no free port in 25432-25532; set PLUMB_PG_PORT"
 }
 
 # A CA and a server certificate signed by it, for localhost and 127.0.0.1, valid for two days (a cluster lives for a
@@ -157,8 +158,19 @@ EOF
 local all all trust
 host  all all 127.0.0.1/32 trust
 EOF
-    as_owner "$BIN/pg_ctl" start -D "$DATA" -l "$DIR/server.log" -w -t 60 >/dev/null \
-        || die "the server did not start; see $DIR/server.log"
+    # A port taken between the check and the bind: the next one, a few times.
+    local attempt
+    for attempt in 1 2 3 4 5; do
+        as_owner "$BIN/pg_ctl" start -D "$DATA" -l "$DIR/server.log" -w -t 60 >/dev/null && break
+        if [[ -z ${PLUMB_PG_PORT:-} && $attempt -lt 5 ]] && grep -q "could not bind\|Address already in use" "$DIR/server.log"; then
+            port=$(pick_port $((port + 1)))
+            echo "$port" >"$DIR/port"
+            sed -i "s/^port = .*/port = $port/" "$DATA/postgresql.conf"
+            continue
+        fi
+        tail -n 20 "$DIR/server.log" >&2 || true
+        die "the server did not start; see $DIR/server.log (above)"
+    done
     as_owner "$BIN/psql" -h "$DIR" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -q >/dev/null <<EOF
 CREATE ROLE plumb LOGIN CREATEDB;
 GRANT pg_read_all_settings TO plumb;
