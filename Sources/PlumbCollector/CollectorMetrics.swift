@@ -125,9 +125,10 @@ struct SubnetPairKey: Hashable {
     var target: String
 }
 
-/// The probe-result families of one planned pair: handles made once per pair, so ingest does no lookup.
-struct ProbeSeries: Sendable {
-    enum Family: Sendable {
+/// The probe-result series of one label set (a subnet pair and kind, a NAT, an endpoint), shared by every planned
+/// pair with those labels: made once, so reading the feed does no lookup in the metrics registry.
+final class ProbeSeries: Sendable {
+    enum Family: Sendable, Hashable {
         case path(source: String, target: String, kind: String)
         case nat(String)
         case endpoint(String)

@@ -46,8 +46,10 @@ actor Evaluator {
     private var refusals: [RegistrationRefusal] = []
     private(set) var active = false
     private var readOnlyLoadedAt: Int64?
-    /// Each planned pair's metric series (made at its first result) and its target's subnet.
+    /// Each planned pair's metric series (looked up at its first result; one per label set, shared) and the subnets of
+    /// probes' targets.
     private var probeSeries: [String: ProbeSeries] = [:]
+    private var seriesByFamily: [ProbeSeries.Family: ProbeSeries] = [:]
     private var targetSubnets = TargetSubnets()
     static let agentMaxBackoffMs: Int64 = 60_000
     var conflictMs: Int64 { Int64(configuration.identity.conflictSeconds * 1000) }
@@ -241,7 +243,8 @@ actor Evaluator {
         } else {
             family = .endpoint(probe.targetName)
         }
-        let series = ProbeSeries(family)
+        let series = seriesByFamily[family] ?? ProbeSeries(family)
+        seriesByFamily[family] = series
         probeSeries[key] = series
         return series
     }
