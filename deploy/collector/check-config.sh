@@ -106,23 +106,43 @@ if grep -q "^[[:space:]]*operatorTokenFile:" "$work/collector.yaml" && [ -z "$op
 fi
 [ -n "$operator_token" ] || fail "the configuration gives no operator token (tokens.operatorTokensFile or operatorTokenFile)"
 
-port=47470
-while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-    port=$((port + 1))
-    [ "$port" -lt 47570 ] || fail "no free port in 47470-47569 on 127.0.0.1"
-done
-base="https://127.0.0.1:$port"
+# A port nothing answers on, below Linux's ephemeral range (32768-60999), so no outgoing connection holds it; a
+# collector that still finds it taken (errno 98) is started again on another one.
+pick_port() {
+    local tries=0
+    port=$((20000 + RANDOM % 12000))
+    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        port=$((20000 + RANDOM % 12000))
+        tries=$((tries + 1))
+        [ "$tries" -lt 100 ] || fail "no free port in 20000-31999 on 127.0.0.1"
+    done
+    base="https://127.0.0.1:$port"
+}
+pick_port
 get() { curl -sS --cacert "$work/ca.pem" --cert "$work/client.pem" --key "$work/client-key.pem" --max-time 10 "$@"; }
 
 # check_collector CONFIG WHAT: starts the collector on CONFIG, checks it, stops it.
 check_collector() {
     local file=$1 what=$2
+    local attempt=0
     : >"$work/log"
     "$collector" serve --config "$file" --listen "127.0.0.1:$port" --log-level info >"$work/log" 2>&1 &
     pid=$!
     local waited=0
     until get -o /dev/null "$base/healthz" 2>/dev/null; do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" || true; pid=""; fail "$what: the collector stopped at start"; }
+        if ! kill -0 "$pid" 2>/dev/null; then
+            wait "$pid" || true
+            pid=""
+            if grep -q "Address already in use" "$work/log" && [ "$attempt" -lt 5 ]; then
+                attempt=$((attempt + 1))
+                pick_port
+                : >"$work/log"
+                "$collector" serve --config "$file" --listen "127.0.0.1:$port" --log-level info >"$work/log" 2>&1 &
+                pid=$!
+                continue
+            fi
+            fail "$what: the collector stopped at start"
+        fi
         waited=$((waited + 1))
         [ "$waited" -lt 120 ] || fail "$what: no answer on $base/healthz after 60 s"
         sleep 0.5
