@@ -463,6 +463,13 @@ public actor Collector {
         return await evaluator.pairsWithProbes()
     }
 
+    /// Planned pairs per subnet pair and status (the page's table).
+    func subnetPairCounts() async -> [SubnetPairKey: [PairState.Status: Int]] {
+        if !leading { try? await evaluator.loadForReading(now: wallClockMilliseconds()) }
+        await refreshView()
+        return await evaluator.subnetPairCounts()
+    }
+
     /// The leader's view brought up to the feed's end (a follower's was loaded above).
     private func refreshView() async {
         guard leading else { return }

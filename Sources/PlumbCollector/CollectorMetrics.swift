@@ -52,7 +52,7 @@ public struct CollectorMetrics: Sendable {
         }
     }
 
-    func record(alerts: [Alert], pairs: [String: PairState], catalog: [String: PlannedProbe], subnetOf: (PlannedProbe) -> String?) {
+    func record(alerts: [Alert], pairs: [String: PairState], bySubnetPair: [SubnetPairKey: [PairState.Status: Int]]) {
         for kind in Finding.Kind.allCases {
             Gauge(label: "plumb_alerts_firing", dimensions: [("kind", kind.rawValue)]).record(alerts.filter { $0.kind == kind }.count)
         }
@@ -60,11 +60,6 @@ public struct CollectorMetrics: Sendable {
             Gauge(label: "plumb_pairs", dimensions: [("status", status.rawValue)]).record(pairs.values.filter { $0.status == status }.count)
         }
         AlertSeries.shared.record(alerts)
-        var bySubnetPair: [SubnetPairKey: [PairState.Status: Int]] = [:]
-        for (key, probe) in catalog {
-            let target = subnetOf(probe) ?? "outside"
-            bySubnetPair[SubnetPairKey(source: probe.sourceSubnet, target: target), default: [:]][pairs[key]?.status ?? .unknown, default: 0] += 1
-        }
         SubnetPairSeries.shared.record(bySubnetPair)
     }
 

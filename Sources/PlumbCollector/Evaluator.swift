@@ -253,7 +253,18 @@ actor Evaluator {
     /// it walks every planned pair).
     func recordStateMetrics() {
         guard active else { return }
-        metrics.record(alerts: Array(book.open.values), pairs: pairs, catalog: snapshot.catalog) { targetSubnets.subnet(of: $0) }
+        metrics.record(alerts: Array(book.open.values), pairs: pairs, bySubnetPair: subnetPairCounts())
+    }
+
+    /// Planned pairs per (source subnet, target subnet; `outside` for endpoints and NAT egress) and status: one walk
+    /// over the plan, no sorting (the page asks every second).
+    func subnetPairCounts() -> [SubnetPairKey: [PairState.Status: Int]] {
+        var counts: [SubnetPairKey: [PairState.Status: Int]] = [:]
+        for (key, probe) in snapshot.catalog {
+            let target = targetSubnets.subnet(of: probe) ?? "outside"
+            counts[SubnetPairKey(source: probe.sourceSubnet, target: target), default: [:]][pairs[key]?.status ?? .unknown, default: 0] += 1
+        }
+        return counts
     }
 
     static func disagreement(_ result: ProbeResult) -> Disagreement? {

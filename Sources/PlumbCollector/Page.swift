@@ -217,27 +217,17 @@ extension Collector {
             let state = now - agent.lastSeenAtMs > silenceMs ? "silent" : "live"
             if instances[instance] != "live" { instances[instance] = state }
         }
-        let subnets = TargetSubnets(topology)
-        var counts: [SubnetPairKey: (Int, Int, Int)] = [:]
         var totals = (0, 0, 0)
-        for pair in await pairsWithProbes() {
-            let key = SubnetPairKey(source: pair.probe.sourceSubnet, target: subnets.subnet(of: pair.probe) ?? "outside")
-            var count = counts[key] ?? (0, 0, 0)
-            switch pair.state?.status ?? .unknown {
-            case .agreeing:
-                count.0 += 1
-                totals.0 += 1
-            case .disagreeing:
-                count.1 += 1
-                totals.1 += 1
-            case .unknown:
-                count.2 += 1
-                totals.2 += 1
-            }
-            counts[key] = count
+        let counts = await subnetPairCounts()
+        for count in counts.values {
+            totals.0 += count[.agreeing] ?? 0
+            totals.1 += count[.disagreeing] ?? 0
+            totals.2 += count[.unknown] ?? 0
         }
         let pairs = counts.sorted { ($0.key.source, $0.key.target) < ($1.key.source, $1.key.target) }.map {
-            OverviewView.SubnetPairs(source: $0.key.source, target: $0.key.target, agreeing: $0.value.0, disagreeing: $0.value.1, unknown: $0.value.2)
+            OverviewView.SubnetPairs(
+                source: $0.key.source, target: $0.key.target, agreeing: $0.value[.agreeing] ?? 0, disagreeing: $0.value[.disagreeing] ?? 0,
+                unknown: $0.value[.unknown] ?? 0)
         }
         return OverviewView(
             topologyVersion: live?.version, generatedAtMs: now, role: await status().role, alerts: alerts, blamed: blamed, instances: instances,
