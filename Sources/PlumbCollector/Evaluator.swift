@@ -222,7 +222,10 @@ actor Evaluator {
         series.record(result, disagrees: reason != nil)
         var state = pairs[key] ?? PairState()
         let rtt = result.burst?.rttAvgMs ?? (result.kind == .tcp ? result.timings.connectMs : nil)
-        _ = state.observe(disagrees: reason != nil, rttMs: rtt, at: result.startedAtMs, hysteresis: snapshot.hysteresis)
+        // In the collector's clock (the agent's clock plus its estimated offset), so that results of different agents,
+        // and the evaluation's own time, can be compared: blame weighs passes against when failures began.
+        let at = result.startedAtMs + (clockOffsets[agentId] ?? 0)
+        _ = state.observe(disagrees: reason != nil, rttMs: rtt, at: at, hysteresis: snapshot.hysteresis)
         pairs[key] = state
         changed.insert(key)
         removed.remove(key)
@@ -434,7 +437,7 @@ actor Evaluator {
         let engine = BlameEngine(
             silenceMs: Int64(configuration.silenceSeconds * 1000), lateMs: lateMs, holdDownMs: holdDownMs, vouchAfter: hysteresis.window,
             confirmSingle: min(hysteresis.failuresToDown + 1, hysteresis.window),
-            natInstances: natInstances, conflictMs: conflictMs)
+            evidenceWaitMs: snapshot.probeIntervalMs + Int64(configuration.reportIntervalMs), natInstances: natInstances, conflictMs: conflictMs)
         return engine.findings(
             BlameInput(pairs: views, agents: activity, placements: drift, open: Array(book.open.values), refusals: refusals, now: now))
     }

@@ -6,7 +6,12 @@
 // accuracy, how often the alert admits ambiguity, detection time in probe intervals and false alerts. Fault-free
 // runs with loss (false alerts per simulated hour) and flapping faults (episodes per fault) complete the table.
 //
-//   swift run -c release plumb-bench blame [--faults N] [--loss 0.01] [--hours H] [--sizes 2,6,20] [--seed S] [--verbose]
+// Each table is printed per timing: lockstep (every probe at the interval's start, read at once), spread (each agent
+// at its own moment, its probes over the interval, reports batched every second and up to a second in flight, the
+// fault at a random moment) and slow (spread, with one agent in four reporting up to a probe interval late).
+//
+//   swift run -c release plumb-bench blame [--faults N] [--loss 0.01] [--hours H] [--sizes 2,6,20] [--seed S]
+//       [--timing lockstep,spread,slow] [--only KIND] [--verbose]
 import Foundation
 import PlumbCore
 import PlumbModelIO
@@ -20,7 +25,10 @@ enum BlameBench {
         var seed: UInt64 = 7
         var verbose = false
         var only: String?
+        var timings = ["lockstep", "spread", "slow"]
     }
+
+    static let timings: [String: SimulationTiming] = ["lockstep": .lockstep, "spread": .spread, "slow": .slowReporters]
 
     static func run(_ arguments: [String]) async throws {
         var options = Options()
@@ -37,8 +45,11 @@ enum BlameBench {
             case ("--sizes", let value?): options.sizes = value.split(separator: ",").compactMap { Int($0) }
             case ("--seed", let value?): options.seed = UInt64(value) ?? options.seed
             case ("--only", let value?): options.only = value
+            case ("--timing", let value?): options.timings = value.split(separator: ",").map(String.init)
             default:
-                fatalError("usage: plumb-bench blame [--faults N] [--loss P] [--hours H] [--sizes 2,6,20] [--seed S] [--verbose]")
+                fatalError(
+                    "usage: plumb-bench blame [--faults N] [--loss P] [--hours H] [--sizes 2,6,20] [--seed S] [--timing lockstep,spread,slow] [--only KIND] [--verbose]"
+                )
             }
         }
         var models: [(name: String, topology: Topology)] = []
@@ -59,8 +70,17 @@ enum BlameBench {
                 print("  (\(path) not found: run from the repository's top level to include it)")
             }
         }
+        for name in options.timings {
+            guard let timing = timings[name] else { fatalError("--timing: \(name) is not one of \(timings.keys.sorted().joined(separator: ", "))") }
+            print("")
+            print("== timing: \(name)")
+            play(models: models, timing: timing, options: options)
+        }
+    }
+
+    static func play(models: [(name: String, topology: Topology)], timing: SimulationTiming, options: Options) {
         var random = SplitMix64(seed: options.seed)
-        let simulations = models.map { FaultSimulator(name: $0.name, topology: $0.topology, loss: options.loss) }
+        let simulations = models.map { FaultSimulator(name: $0.name, topology: $0.topology, loss: options.loss, timing: timing) }
         print("blame simulator: \(simulations.count) models, \(options.faults) single faults, \(Int(options.loss * 100)) % loss on tcp/http results")
         for simulation in simulations {
             print(

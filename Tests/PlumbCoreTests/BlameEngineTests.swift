@@ -26,12 +26,11 @@ struct BlameEngineTests {
             _ = state.observe(disagrees: false, rttMs: nil, at: time, hysteresis: hysteresis)
             time += interval
         }
-        if failing {
-            // One result past the threshold: a single failing path needs k + 1 failures in a row (loss rarely does that).
-            for _ in 0..<4 {
-                _ = state.observe(disagrees: true, rttMs: nil, at: time, hysteresis: hysteresis)
-                time += interval
-            }
+        // One result past the threshold: a single failing path needs k + 1 failures in a row (loss rarely does that).
+        // A passing pair keeps passing meanwhile: only results taken after the first failure vouch.
+        for _ in 0..<4 {
+            _ = state.observe(disagrees: failing, rttMs: nil, at: time, hysteresis: hysteresis)
+            time += interval
         }
         return PairView(key: "\(probe.sourceAgent)/\(probe.id)", probe: probe, state: state, reason: failing ? .blocked : nil)
     }

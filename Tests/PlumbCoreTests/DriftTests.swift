@@ -104,6 +104,9 @@ struct DriftTests {
         state.status = status
         state.recent = status == .disagreeing ? [true, true, true, true] : [false, false]
         state.agreeingStreak = status == .agreeing ? 10 : 0
+        // Results of the same round: the failures began at 500 ms, every pair last reported at 1 s.
+        state.failingSinceMs = status == .disagreeing ? 500 : nil
+        state.lastAtMs = 1_000
         return PairView(key: "\(probe.sourceAgent)/\(probe.id)", probe: probe, state: state, reason: reason)
     }
 

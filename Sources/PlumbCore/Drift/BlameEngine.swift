@@ -63,12 +63,18 @@ public struct BlameEngine: Sendable {
     /// Failing results in a row that a finding resting on one failing path needs (one more than the hysteresis' k):
     /// a single path down is what random loss looks like too, and loss rarely takes k + 1 results in a row.
     public var confirmSingle: Int
+    /// Milliseconds, from the first failure it rests on, that a new path finding waits for evidence already due: pairs
+    /// through its component (or one it cannot be told apart from) that have not reported since that failure, whose
+    /// next result clears or convicts it. One probe interval plus the report interval: by then every live agent has
+    /// probed and reported once. 0 decides on what is in.
+    public var evidenceWaitMs: Int64
 
     /// An engine.
     public init(
         silenceMs: Int64 = 30_000, lateMs: Int64? = nil, settleMs: Int64 = 10_000, holdDownMs: Int64 = 0, vouchAfter: Int = 5,
-        confirmSingle: Int = 4, natInstances: [String: String] = [:], conflictMs: Int64 = 300_000
+        confirmSingle: Int = 4, evidenceWaitMs: Int64 = 0, natInstances: [String: String] = [:], conflictMs: Int64 = 300_000
     ) {
+        self.evidenceWaitMs = evidenceWaitMs
         self.conflictMs = conflictMs
         self.vouchAfter = vouchAfter
         self.confirmSingle = confirmSingle
@@ -80,6 +86,8 @@ public struct BlameEngine: Sendable {
     }
 
     static let pathKinds: Set<Finding.Kind> = [.natFailure, .unexpectedBlock]
+    /// The evidence line of a subnet silence whose agents are coming back (told afresh at each evaluation).
+    static let recoveringPrefix = "recovering: "
 
     /// Every finding for `input`, most severe first.
     public func findings(_ input: BlameInput) -> [Finding] {
@@ -103,7 +111,8 @@ public struct BlameEngine: Sendable {
                 && isLive($0.probe.sourceAgent) && !lateAgents.contains($0.probe.sourceAgent)
                 && !heldInstances.contains($0.probe.targetInstance ?? "")
         }
-        findings += paths(blocked: blocked, trending: trending, all: input.pairs, isLive: isLive, open: input.open, now: now)
+        findings += paths(
+            blocked: blocked, trending: trending, all: input.pairs, agents: input.agents, isLive: isLive, open: input.open, now: now)
         findings += exposure(disagreeing.filter { $0.reason == .reached })
         findings += identity(disagreeing.filter { $0.reason == .identity }, placements: input.placements)
         findings += egress(disagreeing.filter { $0.reason == .egressIP })
@@ -140,14 +149,25 @@ public struct BlameEngine: Sendable {
     private func silence(_ input: BlameInput, silent: Set<String>, disagreeing: [PairView]) -> [Finding] {
         let now = input.now
         var findings: [Finding] = []
-        // An open subnet_silent stays up, and holds its agents, until the last of them is back: agents come back one
-        // by one, and the stragglers are that subnet's silence, not agent_silent alerts of their own.
+        // An open subnet_silent stays up, and holds its agents, until the last of them is back and reporting steadily:
+        // agents come back one by one (each after its own backoff, its spool first), and a recovery is judged whole.
+        // A straggler, silent, late or only just back, is that subnet's silence, not an agent_silent of its own; one
+        // that goes quiet again while the alert waits out its hold-down is the same episode.
         var explained: Set<String> = []
         for alert in input.open where alert.kind == .subnetSilent {
-            let quiet = input.agents.filter { $0.subnet == alert.component && silent.contains($0.agentId) }
+            let members = input.agents.filter { $0.subnet == alert.component }
+            let quiet = members.filter { silent.contains($0.agentId) || now - $0.lastSeenMs > lateMs || now < $0.heldUntilMs ?? 0 }
+            explained.formUnion(members.filter { silent.contains($0.agentId) }.map(\.agentId))
             guard !quiet.isEmpty else { continue }
-            explained.formUnion(quiet.map(\.agentId))
-            findings.append(Finding(carrying: alert, pairs: alert.pairs))
+            var carried = Finding(carrying: alert, pairs: alert.pairs)
+            carried.evidence.removeAll { $0.hasPrefix(Self.recoveringPrefix) }
+            let stillSilent = quiet.filter { silent.contains($0.agentId) }.count
+            if stillSilent < members.count {
+                carried.evidence.append(
+                    "\(Self.recoveringPrefix)\(members.count - stillSilent) of \(members.count) agents reporting again; waiting for \(quiet.map(\.agentId).sorted().joined(separator: ", ")) to report steadily"
+                )
+            }
+            findings.append(carried)
         }
         let bySubnet = Dictionary(grouping: input.agents.filter { $0.subnet != nil }, by: { $0.subnet! })
         for (subnet, members) in bySubnet.sorted(by: { $0.key < $1.key })
@@ -247,7 +267,14 @@ public struct BlameEngine: Sendable {
     /// The components that vouch: every component on the path of a pair that agrees and has agreed `vouchAfter` times
     /// in a row (a pair with a recent failure may be on its way down, or flapping with its component). A target group
     /// vouches when any of its targets does.
-    private func vouched(_ pairs: [PairView], isLive: (String) -> Bool, suspects: Set<ComponentRef>) -> [ComponentRef: Int] {
+    ///
+    /// Evidence is time-aligned: a result vouches for a component only if it was taken after the failures it is
+    /// weighed against began (`since`, the latest failure start among the failing pairs through that component). A pass at
+    /// 14:02:01 says nothing about a fault that began at 14:02:03; a pair that has not reported since (its agent busy,
+    /// late, or its probe not due yet) is evidence still to come, not a voucher.
+    private func vouched(
+        _ pairs: [PairView], isLive: (String) -> Bool, suspects: Set<ComponentRef>, since: [ComponentRef: Int64]
+    ) -> [ComponentRef: Int] {
         var passing: [ComponentRef: Int] = [:]
         var groups: [ComponentRef: [ComponentRef]] = [:]
         // In place: the pairs are many and large, and copying one costs more than the counting.
@@ -256,7 +283,8 @@ public struct BlameEngine: Sendable {
             if pairs[index].answered, pairs[index].state.status == .disagreeing, pairs[index].reason == .blocked,
                 isLive(pairs[index].probe.sourceAgent)
             {
-                for component in pairs[index].probe.components where !component.kind.isTargetService && suspects.contains(component) {
+                for component in pairs[index].probe.components
+                where !component.kind.isTargetService && suspects.contains(component) && pairs[index].state.lastAtMs > since[component] ?? .min {
                     passing[component, default: 0] += 1
                 }
                 continue
@@ -264,7 +292,9 @@ public struct BlameEngine: Sendable {
             guard pairs[index].state.status == .agreeing, pairs[index].state.agreeingStreak >= vouchAfter, pairs[index].probe.expectReach,
                 isLive(pairs[index].probe.sourceAgent)
             else { continue }
-            for component in pairs[index].probe.components where suspects.contains(component) { passing[component, default: 0] += 1 }
+            for component in pairs[index].probe.components where suspects.contains(component) && pairs[index].state.lastAtMs > since[component] ?? .min {
+                passing[component, default: 0] += 1
+            }
         }
         // Members of the suspected groups (the failing pairs carry them) vouch for their group.
         for index in pairs.indices where pairs[index].probe.alternatives != nil {
@@ -280,12 +310,19 @@ public struct BlameEngine: Sendable {
     }
 
     private func paths(
-        blocked: [PairView], trending: [PairView], all: [PairView], isLive: (String) -> Bool, open: [Alert], now: Int64
+        blocked: [PairView], trending: [PairView], all: [PairView], agents: [AgentActivity], isLive: (String) -> Bool, open: [Alert], now: Int64
     ) -> [Finding] {
         guard !blocked.isEmpty || !trending.isEmpty else { return [] }
-        var suspects = Set(blocked.flatMap(\.probe.components) + trending.flatMap(\.probe.components))
-        for pair in blocked + trending { suspects.formUnion(pair.probe.alternatives ?? []) }
-        let passing = vouched(all, isLive: isLive, suspects: suspects)
+        // Each suspect's failure time: the latest start among the failing pairs through it. Only a pass taken after
+        // every failure through a component began clears it; an earlier start (a pair that lost a probe just before
+        // the fault) must not let the fault's last passes vouch.
+        var since: [ComponentRef: Int64] = [:]
+        for pair in blocked + trending {
+            let start = Self.failureStart(pair)
+            for component in pair.probe.components + (pair.probe.alternatives ?? []) { since[component] = max(since[component] ?? start, start) }
+        }
+        let suspects = Set(since.keys)
+        let passing = vouched(all, isLive: isLive, suspects: suspects, since: since)
         var findings: [Finding] = []
 
         // Episodes first: an open path alert within its hold-down keeps its pairs, and takes the failures through its
@@ -376,13 +413,55 @@ public struct BlameEngine: Sendable {
                 let recent = failing[best.value[0]].state.recent
                 guard recent.count >= confirmSingle, recent.suffix(confirmSingle).allSatisfy({ $0 }) else { continue }
             }
+            // Evidence already due: pairs through the chosen component, or one it cannot yet be told apart from, that
+            // have not reported since the first failure. Their next result clears or convicts it, so a clean finding
+            // waits for them, up to `evidenceWaitMs` from that failure.
+            let start = best.value.map { Self.failureStart(failing[$0]) }.max() ?? now
+            let candidates = Set([best.key] + tied)
+            let due = clean ? Self.due(all, through: candidates, since: since, isLive: isLive) : 0
+            // An instance among the candidates whose agent has not reported since either: it reports (its host is up)
+            // or turns late (failures towards it are then held for the silence verdict) within `lateMs`.
+            let quietHosts = clean ? agents.filter { $0.lastSeenMs <= start && candidates.contains(ComponentRef(.instance, $0.instance)) }.count : 0
+            if (due > 0 && now - start < evidenceWaitMs) || (quietHosts > 0 && now - start <= lateMs) { continue }
             let vouching = passing.filter { $0.key.base == best.key }.values.reduce(0, +)
-            findings.append(
-                finding(
-                    blaming: best.key, pairs: best.value.map { failing[$0] }, tied: tied, passing: clean ? 0 : vouching, clean: clean,
-                    alternatives: failing[best.value[0]].probe.alternatives))
+            var found = finding(
+                blaming: best.key, pairs: best.value.map { failing[$0] }, tied: tied, passing: clean ? 0 : vouching, clean: clean,
+                alternatives: failing[best.value[0]].probe.alternatives)
+            if clean && evidenceWaitMs > 0 {
+                let seconds = Self.seconds(now - start)
+                found.evidence.append(
+                    due == 0
+                        ? "evidence aligned: the failures began up to \(seconds) s ago and every pair through the candidates has reported since; passes taken before them do not vouch"
+                        : "decided after waiting \(seconds) s for the pairs through the candidates: \(due) had still not reported since the failures began"
+                )
+            }
+            findings.append(found)
         }
         return findings
+    }
+
+    /// When a failing pair began to fail: its current run's first failure, else when it went down.
+    static func failureStart(_ pair: PairView) -> Int64 { pair.state.failingSinceMs ?? pair.state.changedAtMs }
+
+    /// How many pairs the model says pass through a failing part of `components` (bases) have not reported since the
+    /// failures through that part began (`since`), from agents still reporting: the evidence a decision on those
+    /// components is still waiting for.
+    static func due(
+        _ pairs: [PairView], through components: Set<ComponentRef>, since: [ComponentRef: Int64], isLive: (String) -> Bool
+    ) -> Int {
+        var count = 0
+        for index in pairs.indices
+        where pairs[index].probe.expectReach && pairs[index].state.status != .disagreeing && isLive(pairs[index].probe.sourceAgent)
+            && pairs[index].probe.components.contains(where: { components.contains($0.base) && pairs[index].state.lastAtMs <= since[$0] ?? .min })
+        {
+            count += 1
+        }
+        return count
+    }
+
+    static func seconds(_ ms: Int64) -> String {
+        let tenths = (max(0, ms) + 50) / 100
+        return "\(tenths / 10).\(tenths % 10)"
     }
 
     private func finding(

@@ -21,6 +21,36 @@ public enum FaultKind: String, Sendable, CaseIterable {
     case natFlapping = "NAT flapping"
 }
 
+/// How results reach the engine in a simulation.
+public struct SimulationTiming: Sendable, Hashable {
+    /// False: every probe runs at the start of its interval and every result is read at once (lockstep). True: each agent
+    /// has its own moment in the interval and spreads its probes over half of it, batches its results into reports
+    /// every `reportIntervalMs` at its own moment, and each report takes up to a report interval to arrive; the
+    /// collector evaluates every `evaluationMs`, and a fault begins at a random moment of its interval.
+    public var spread: Bool
+    /// How often an agent reports (spread only).
+    public var reportIntervalMs: Int64
+    /// How often the collector evaluates.
+    public var evaluationMs: Int64
+    /// One agent in four takes up to a probe interval longer to report (a busy host, a slow link).
+    public var slowReporters: Bool
+
+    /// Creates a timing.
+    public init(spread: Bool, reportIntervalMs: Int64 = 1_000, evaluationMs: Int64 = 500, slowReporters: Bool = false) {
+        self.spread = spread
+        self.reportIntervalMs = reportIntervalMs
+        self.evaluationMs = evaluationMs
+        self.slowReporters = slowReporters
+    }
+
+    /// Every probe at the interval's start, read at once, evaluated once per interval.
+    public static let lockstep = SimulationTiming(spread: false, reportIntervalMs: 0, evaluationMs: FaultSimulator.intervalMs)
+    /// Agents' own phases, reports every second arriving within a second, evaluation every half second.
+    public static let spread = SimulationTiming(spread: true)
+    /// As `spread`, with one agent in four reporting up to a probe interval late.
+    public static let slowReporters = SimulationTiming(spread: true, slowReporters: true)
+}
+
 /// One injected fault: the faulted model, the dead processes, and what the alert must name.
 public struct SimulatedFault: Sendable {
     public var kind: FaultKind
@@ -79,10 +109,13 @@ public struct FaultSimulator: Sendable {
     let hysteresis = Hysteresis()
     /// The probe interval the simulation steps by.
     public static let intervalMs: Int64 = 2_000
+    /// How results reach the engine.
+    public let timing: SimulationTiming
 
     /// Plans `topology` with an agent on every instance; `loss` is the random loss of a tcp or http result.
-    public init(name: String, topology: Topology, loss: Double) {
+    public init(name: String, topology: Topology, loss: Double, timing: SimulationTiming = .lockstep) {
         self.name = name
+        self.timing = timing
         network = Network(topology)
         planner = PlanGenerator(network: network)
         self.loss = loss
@@ -315,29 +348,38 @@ public struct FaultSimulator: Sendable {
 
     // MARK: - Time
 
-    /// Plays one fault: warm-up, the fault (steady or flapping), the repair, and what the alerts said.
+    /// Plays one fault: warm-up, the fault (steady or flapping), the repair, and what the alerts said. With `timing`'s
+    /// spread, the fault begins at a random moment of its interval, and each result reaches the engine when its agent's
+    /// report does.
     public func play(_ fault: SimulatedFault, random: inout SplitMix64, trace: ((String) -> Void)? = nil) -> FaultOutcome {
         let observed = probes.map { observe($0, in: fault) }
         var outcome = FaultOutcome()
         outcome.observable = observed.contains { $0 != nil } || !fault.silent.isEmpty || !fault.placements.isEmpty
         guard outcome.observable else { return outcome }
+        let interval = Self.intervalMs
         let warm = 8
         let faultLength = fault.flap.map { ($0.down + $0.up) * $0.cycles } ?? 12
         let settle = 20
-        var run = Run(simulation: self)
-        var fired: [(at: Int, alert: Alert)] = []
-        for interval in 0..<(warm + faultLength + settle) {
-            var active = interval >= warm && interval < warm + faultLength
-            if active, let flap = fault.flap { active = (interval - warm) % (flap.down + flap.up) < flap.down }
-            let changes = run.step(interval: interval, fault: active ? fault : nil, observed: observed, random: &random)
-            for case .fired(let alert) in changes { fired.append((interval, alert)) }
+        let start = Int64(warm) * interval + (timing.spread ? Int64(random.below(Int(interval))) : 0)
+        let window = FaultWindow(start: start, end: start + Int64(faultLength) * interval, flap: fault.flap.map { ($0.down, $0.up) })
+        var run = Run(simulation: self, random: &random)
+        var fired: [(at: Int64, alert: Alert)] = []
+        var now: Int64 = 0
+        let end = Int64(warm + faultLength + settle) * interval
+        while now < end {
+            for case .fired(let alert) in run.step(to: now, fault: fault, window: window, observed: observed, random: &random) {
+                fired.append((now, alert))
+            }
+            now += timing.evaluationMs
         }
         outcome.resolved = run.book.open.isEmpty
         func names(_ alert: Alert) -> Bool {
             fault.kinds.contains(alert.kind) && alert.component == fault.culprit.id
                 && (alert.componentType == fault.culprit.kind.rawValue || fault.culprit.kind == .agent)
         }
-        let afterInjection = fired.filter { $0.at >= warm }
+        // Intervals since the fault began, the interval in which it began counting as the first.
+        func intervals(_ at: Int64) -> Int { Int((at - start) / interval) + 1 }
+        let afterInjection = fired.filter { $0.at >= start }
         if let first = afterInjection.first {
             outcome.firstAlert = "\(first.alert.kind.rawValue) on \(first.alert.componentType) \(first.alert.component)"
             outcome.correct = names(first.alert)
@@ -345,7 +387,7 @@ public struct FaultSimulator: Sendable {
             outcome.namedOrTied =
                 outcome.correct
                 || (first.alert.alternatives ?? []).contains { $0.hasPrefix("\(fault.culprit.kind.rawValue) \(fault.culprit.id)") }
-            if outcome.correct { outcome.detection = first.at - warm + 1 }
+            if outcome.correct { outcome.detection = intervals(first.at) }
         }
         // Alerts that name something else. The dead instance's own agent silence and a dead NAT instance's folded
         // agent are the fault, not false alerts.
@@ -354,34 +396,64 @@ public struct FaultSimulator: Sendable {
         if let trace {
             for (at, alert) in fired {
                 trace(
-                    "    [\(at - warm)] \(alert.kind.rawValue) \(alert.componentType) \(alert.component): \(alert.summary)\n      \(alert.evidence.prefix(4).joined(separator: "\n      "))"
+                    "    [\(Self.seconds(at - start)) s] \(alert.kind.rawValue) \(alert.componentType) \(alert.component): \(alert.summary)\n      \(alert.evidence.prefix(6).joined(separator: "\n      "))"
                 )
             }
         }
-        outcome.falseDetails = others.map { "\($0.alert.kind.rawValue) on \($0.alert.componentType) \($0.alert.component) at \($0.at - warm)" }
+        outcome.falseDetails = others.map {
+            "\($0.alert.kind.rawValue) on \($0.alert.componentType) \($0.alert.component) at \(Self.seconds($0.at - start)) s"
+        }
         outcome.episodes = fired.filter { names($0.alert) }.count
         return outcome
     }
 
-    /// Fault-free intervals with loss: the alerts that fired (all of them false).
+    static func seconds(_ ms: Int64) -> String { BlameEngine.seconds(ms) }
+
+    /// Runs `intervals` probe intervals without a fault and returns the alerts fired (each one false); `onFalse` hears
+    /// each.
     public func quiet(intervals: Int, random: inout SplitMix64, onFalse: ((String) -> Void)? = nil) -> Int {
-        var run = Run(simulation: self)
+        var run = Run(simulation: self, random: &random)
         var alerts = 0
         let nothing = probes.map { _ in Observation?.none }
-        for interval in 0..<intervals {
-            for case .fired(let alert) in run.step(interval: interval, fault: nil, observed: nothing, random: &random) {
+        let none = SimulatedFault(kind: .natDead, label: "none", faulted: network, culprit: ComponentRef(.subnet, ""), kinds: [])
+        let never = FaultWindow(start: .max, end: .max, flap: nil)
+        var now: Int64 = 0
+        let end = Int64(intervals) * Self.intervalMs
+        while now < end {
+            for case .fired(let alert) in run.step(to: now, fault: none, window: never, observed: nothing, random: &random) {
                 alerts += 1
                 if let onFalse {
                     onFalse(
-                        "  FALSE \(name) at interval \(interval): \(alert.kind.rawValue) on \(alert.componentType) \(alert.component): \(alert.summary)"
+                        "  FALSE \(name) at \(Self.seconds(now)) s: \(alert.kind.rawValue) on \(alert.componentType) \(alert.component): \(alert.summary)"
                     )
                 }
             }
+            now += timing.evaluationMs
         }
         return alerts
     }
 
-    /// The pair states, the engine and the book through one run.
+    /// When a fault is in place: from `start` to `end`, down and up by whole intervals when it flaps.
+    struct FaultWindow {
+        var start: Int64
+        var end: Int64
+        var flap: (down: Int, up: Int)?
+
+        func active(at time: Int64) -> Bool {
+            guard time >= start && time < end else { return false }
+            guard let flap else { return true }
+            return Int((time - start) / FaultSimulator.intervalMs) % (flap.down + flap.up) < flap.down
+        }
+    }
+
+    /// A report on its way to the collector: the results of one batch, when it arrives.
+    struct Batch {
+        var agent: Int
+        var arrivesAt: Int64
+        var results: [(probe: Int, at: Int64, result: Observation?)]
+    }
+
+    /// The pair states, the engine and the book through one run; agents probe, batch and report as `timing` says.
     struct Run {
         let simulation: FaultSimulator
         var states: [PairState]
@@ -391,41 +463,115 @@ public struct FaultSimulator: Sendable {
         var lastSeen: [String: Int64] = [:]
         var book: AlertBook
         let engine: BlameEngine
+        /// Each probe's moment in its interval, each agent's moment in its report interval and its report delay bound.
+        let probePhase: [Int64]
+        let reportPhase: [Int64]
+        let reportDelay: [Int64]
+        /// The agents' index by id, each probe's agent, results taken and not yet reported, reports on their way.
+        let agentIndex: [String: Int]
+        let probeAgent: [Int]
+        var buffers: [[(probe: Int, at: Int64, result: Observation?)]]
+        var inFlight: [Batch] = []
+        var lastArrival: [Int64]
+        var previous: Int64 = -1
 
-        init(simulation: FaultSimulator) {
+        init(simulation: FaultSimulator, random: inout SplitMix64) {
             self.simulation = simulation
             states = simulation.probes.map { _ in PairState() }
             reasons = simulation.probes.map { _ in nil }
             observedInstances = simulation.probes.map { _ in nil }
             answered = simulation.probes.map { _ in false }
             let interval = FaultSimulator.intervalMs
+            let timing = simulation.timing
             // The collector's defaults: the hold-down is the hysteresis window plus the successes to come back.
             let holdDown = Int64(simulation.hysteresis.window + simulation.hysteresis.successesToUp) * interval
             book = AlertBook(holdDownMs: holdDown)
             engine = BlameEngine(
-                silenceMs: 5 * interval, lateMs: 2 * interval + 500, settleMs: 5 * interval, holdDownMs: holdDown,
-                vouchAfter: simulation.hysteresis.window,
+                silenceMs: 5 * interval, lateMs: max(2 * interval + 500, 2 * timing.reportIntervalMs + 1_000), settleMs: 5 * interval,
+                holdDownMs: holdDown, vouchAfter: simulation.hysteresis.window,
                 confirmSingle: min(simulation.hysteresis.failuresToDown + 1, simulation.hysteresis.window),
-                natInstances: simulation.natInstances)
+                evidenceWaitMs: interval + timing.reportIntervalMs, natInstances: simulation.natInstances)
+            agentIndex = Dictionary(simulation.agents.enumerated().map { ($1.agentId, $0) }, uniquingKeysWith: { first, _ in first })
+            let index = agentIndex
+            probeAgent = simulation.probes.map { index[$0.sourceAgent] ?? 0 }
+            let count = simulation.agents.count
+            if timing.spread {
+                // Each agent starts at its own moment and spreads its probes over the interval.
+                let agentPhase = (0..<count).map { _ in Int64(random.below(Int(interval))) }
+                probePhase = probeAgent.map { (agentPhase[$0] + Int64(random.below(Int(interval) / 2))) % interval }
+                let report = max(1, timing.reportIntervalMs)
+                reportPhase = (0..<count).map { _ in Int64(random.below(Int(report))) }
+                // Delivery takes up to a report interval; a slow reporter (one in four) takes up to a probe interval more.
+                reportDelay = (0..<count).map { agent in report + (timing.slowReporters && agent % 4 == 1 ? interval : 0) }
+            } else {
+                probePhase = probeAgent.map { _ in 0 }
+                reportPhase = Array(repeating: 0, count: count)
+                reportDelay = Array(repeating: 0, count: count)
+            }
+            buffers = Array(repeating: [], count: count)
+            lastArrival = Array(repeating: 0, count: count)
         }
 
+        /// Advances the run to `now`: the probes due since the last step run, the reports due are sent, those that
+        /// arrived are read into the pair states, and the engine and the book evaluate at `now`.
         mutating func step(
-            interval: Int, fault: SimulatedFault?, observed: [Observation?], random: inout SplitMix64
+            to now: Int64, fault: SimulatedFault, window: FaultWindow, observed: [Observation?], random: inout SplitMix64
         ) -> [AlertChange] {
-            let now = Int64(interval) * FaultSimulator.intervalMs
-            let silent = fault?.silent ?? []
-            for (index, probe) in simulation.probes.enumerated() where !silent.contains(probe.sourceAgent) {
-                var result = fault == nil ? nil : observed[index]
-                // Loss: a tcp or http result fails with the loss rate (a lost SYN outlasts the probe's timeout); a
-                // udp-echo burst fails only when all three datagrams are lost.
-                let lossRate = probe.kind == "udp-echo" ? simulation.loss * simulation.loss * simulation.loss : simulation.loss
-                if result == nil, probe.expectReach, Double(random.below(1_000_000)) / 1_000_000 < lossRate { result = (.blocked, nil, false) }
-                _ = states[index].observe(disagrees: result != nil, rttMs: nil, at: now, hysteresis: simulation.hysteresis)
-                reasons[index] = Disagreement.current(result?.0, previous: reasons[index], status: states[index].status)
-                if let seen = result?.observedInstance { observedInstances[index] = seen }
-                if let result { answered[index] = result.reason == .blocked && result.answered }
+            let interval = FaultSimulator.intervalMs
+            let timing = simulation.timing
+            let silent = fault.silent
+            func quiet(_ agent: Int, at time: Int64) -> Bool { window.active(at: time) && silent.contains(simulation.agents[agent].agentId) }
+            // Probes whose moment fell in (previous, now].
+            for (index, probe) in simulation.probes.enumerated() {
+                let phase = probePhase[index]
+                var run = previous < phase ? phase : ((previous - phase) / interval + 1) * interval + phase
+                while run <= now {
+                    let agent = probeAgent[index]
+                    if !quiet(agent, at: run) {
+                        var result = window.active(at: run) ? observed[index] : nil
+                        // Loss: a tcp or http result fails with the loss rate (a lost SYN outlasts the probe's timeout);
+                        // a udp-echo burst fails only when all three datagrams are lost.
+                        let loss = simulation.loss
+                        let lossRate = probe.kind == "udp-echo" ? loss * loss * loss : loss
+                        if result == nil, probe.expectReach, Double(random.below(1_000_000)) / 1_000_000 < lossRate {
+                            result = (.blocked, nil, false)
+                        }
+                        buffers[agent].append((index, run, result))
+                    }
+                    run += interval
+                }
             }
-            for agent in simulation.agents where !silent.contains(agent.agentId) { lastSeen[agent.agentId] = now }
+            // Reports whose moment fell in (previous, now]; every agent reports each interval, results or not.
+            for agent in buffers.indices {
+                let phase = reportPhase[agent]
+                let every = max(1, timing.reportIntervalMs)
+                var send = timing.spread ? (previous < phase ? phase : ((previous - phase) / every + 1) * every + phase) : now
+                while send <= now {
+                    if !quiet(agent, at: send) {
+                        let delay = reportDelay[agent] > 0 ? Int64(random.below(Int(reportDelay[agent]))) : 0
+                        let arrives = max(send + delay, lastArrival[agent])  // in sequence, as the agent sends them
+                        lastArrival[agent] = arrives
+                        inFlight.append(Batch(agent: agent, arrivesAt: arrives, results: buffers[agent]))
+                        buffers[agent] = []
+                    }
+                    send += every
+                    if !timing.spread { break }
+                }
+            }
+            // What arrived, in order of arrival.
+            inFlight.sort { $0.arrivesAt < $1.arrivesAt }
+            let arrived = inFlight.prefix { $0.arrivesAt <= now }
+            inFlight.removeFirst(arrived.count)
+            for batch in arrived {
+                lastSeen[simulation.agents[batch.agent].agentId] = batch.arrivesAt
+                for (index, at, result) in batch.results {
+                    _ = states[index].observe(disagrees: result != nil, rttMs: nil, at: at, hysteresis: simulation.hysteresis)
+                    reasons[index] = Disagreement.current(result?.0, previous: reasons[index], status: states[index].status)
+                    if let seen = result?.observedInstance { observedInstances[index] = seen }
+                    if let result { answered[index] = result.reason == .blocked && result.answered }
+                }
+            }
+            previous = now
             let views = simulation.probes.indices.map { index in
                 PairView(
                     key: "\(simulation.probes[index].sourceAgent)/\(simulation.probes[index].id)", probe: simulation.probes[index],
@@ -434,8 +580,8 @@ public struct FaultSimulator: Sendable {
             }
             var agents = simulation.agents
             for index in agents.indices { agents[index].lastSeenMs = lastSeen[agents[index].agentId] ?? 0 }
-            let findings = engine.findings(
-                BlameInput(pairs: views, agents: agents, placements: fault?.placements ?? [], open: Array(book.open.values), now: now))
+            let placements = window.active(at: now) ? fault.placements : []
+            let findings = engine.findings(BlameInput(pairs: views, agents: agents, placements: placements, open: Array(book.open.values), now: now))
             return book.reconcile(findings, now: now)
         }
     }

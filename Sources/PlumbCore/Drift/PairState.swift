@@ -50,6 +50,10 @@ public struct PairState: Sendable, Hashable, Codable {
     /// When the status last changed, and when the last result came (ms since the epoch).
     public var changedAtMs: Int64 = 0
     public var lastAtMs: Int64 = 0
+    /// When the first of the disagreeing results in a row that ends with the latest was taken (ms since the epoch),
+    /// nil when the latest result agreed: when this pair began to see what it sees. Blame weighs passes against it (a pass taken before a
+    /// fault began says nothing about the fault). Optional, so pair states stored before it existed still load.
+    public var failingSinceMs: Int64?
     /// Results seen.
     public var observations = 0
     /// The learned RTT (EWMA over agreeing results), and whether the latency is regressed now.
@@ -68,6 +72,9 @@ public struct PairState: Sendable, Hashable, Codable {
         lastAtMs = time
         recent.append(disagrees)
         if recent.count > hysteresis.window { recent.removeFirst(recent.count - hysteresis.window) }
+        // The run of failures in a row dates what the pair sees: a lost probe before it, with an agreeing result in
+        // between, does not date a fault that began later.
+        failingSinceMs = disagrees ? failingSinceMs ?? time : nil
         agreeingStreak = disagrees ? 0 : agreeingStreak + 1
         switch status {
         case .unknown, .agreeing:
