@@ -292,7 +292,8 @@ public struct BlameEngine: Sendable {
             guard pairs[index].state.status == .agreeing, pairs[index].state.agreeingStreak >= vouchAfter, pairs[index].probe.expectReach,
                 isLive(pairs[index].probe.sourceAgent)
             else { continue }
-            for component in pairs[index].probe.components where suspects.contains(component) && pairs[index].state.lastAtMs > since[component] ?? .min {
+            for component in pairs[index].probe.components
+            where suspects.contains(component) && pairs[index].state.lastAtMs > since[component] ?? .min {
                 passing[component, default: 0] += 1
             }
         }
