@@ -86,8 +86,6 @@ public struct BlameEngine: Sendable {
     }
 
     static let pathKinds: Set<Finding.Kind> = [.natFailure, .unexpectedBlock]
-    /// The evidence line of a subnet silence whose agents are coming back (told afresh at each evaluation).
-    static let recoveringPrefix = "recovering: "
 
     /// Every finding for `input`, most severe first.
     public func findings(_ input: BlameInput) -> [Finding] {
@@ -116,7 +114,7 @@ public struct BlameEngine: Sendable {
         findings += exposure(disagreeing.filter { $0.reason == .reached })
         findings += identity(disagreeing.filter { $0.reason == .identity }, placements: input.placements)
         findings += egress(disagreeing.filter { $0.reason == .egressIP })
-        findings += latency(input.pairs.filter { $0.state.latencyRegressed && $0.state.status != .disagreeing && isLive($0.probe.sourceAgent) })
+        findings += latency(input.pairs.filter { $0.state.rttSamples >= 20 && $0.state.status != .disagreeing && isLive($0.probe.sourceAgent) })
         findings = foldNATAgents(findings, input: input)
         findings += conflicts(input.refusals, now: now)
         return Self.merged(findings)
@@ -154,30 +152,34 @@ public struct BlameEngine: Sendable {
         // A straggler, silent, late or only just back, is that subnet's silence, not an agent_silent of its own; one
         // that goes quiet again while the alert waits out its hold-down is the same episode.
         var explained: Set<String> = []
+        var carriedSubnets: Set<String> = []
+        func lastReports(_ members: [AgentActivity]) -> [String] {
+            members.map { "\($0.agentId) (\($0.instance)) last reported \((now - $0.lastSeenMs) / 1000) s ago" }
+        }
         for alert in input.open where alert.kind == .subnetSilent {
             let members = input.agents.filter { $0.subnet == alert.component }
             let quiet = members.filter { silent.contains($0.agentId) || now - $0.lastSeenMs > lateMs || now < $0.heldUntilMs ?? 0 }
             explained.formUnion(members.filter { silent.contains($0.agentId) }.map(\.agentId))
             guard !quiet.isEmpty else { continue }
+            carriedSubnets.insert(alert.component)
             var carried = Finding(carrying: alert, pairs: alert.pairs)
-            carried.evidence.removeAll { $0.hasPrefix(Self.recoveringPrefix) }
+            carried.evidence = lastReports(members)
             let stillSilent = quiet.filter { silent.contains($0.agentId) }.count
             if stillSilent < members.count {
                 carried.evidence.append(
-                    "\(Self.recoveringPrefix)\(members.count - stillSilent) of \(members.count) agents reporting again; waiting for \(quiet.map(\.agentId).sorted().joined(separator: ", ")) to report steadily"
+                    "recovering: \(members.count - stillSilent) of \(members.count) agents reporting again; waiting for \(quiet.map(\.agentId).sorted().joined(separator: ", ")) to report steadily"
                 )
             }
             findings.append(carried)
         }
         let bySubnet = Dictionary(grouping: input.agents.filter { $0.subnet != nil }, by: { $0.subnet! })
         for (subnet, members) in bySubnet.sorted(by: { $0.key < $1.key })
-        where members.count >= 2 && members.allSatisfy({ silent.contains($0.agentId) }) {
+        where !carriedSubnets.contains(subnet) && members.count >= 2 && members.allSatisfy({ silent.contains($0.agentId) }) {
             explained.formUnion(members.map(\.agentId))
             findings.append(
                 Finding(
                     kind: .subnetSilent, severity: .critical, component: subnet, componentType: ComponentKind.subnet.rawValue,
-                    summary: "all \(members.count) agents in \(subnet) stopped reporting", pairs: [],
-                    evidence: members.map { "\($0.agentId) (\($0.instance)) last reported \((now - $0.lastSeenMs) / 1000) s ago" }))
+                    summary: "all \(members.count) agents in \(subnet) stopped reporting", pairs: [], evidence: lastReports(members)))
         }
         for agent in input.agents.sorted(by: { $0.agentId < $1.agentId }) where silent.contains(agent.agentId) && !explained.contains(agent.agentId) {
             findings.append(
@@ -352,14 +354,27 @@ public struct BlameEngine: Sendable {
             }
             guard !joined.isEmpty else { continue }
             // The episode's finding is told afresh from the pairs failing now (more subnets, more flows as they
-            // cross their thresholds), and keeps every pair it held; what the evidence could not rule out when it
-            // fired stays said.
+            // cross their thresholds), and keeps every pair it held. What the evidence could not rule out when it
+            // fired stays said while it still cannot: an alternative that is not on every path failing now (the NACL
+            // of the subnet that failed first, once the others fail too) is dropped.
             var finding = finding(
                 blaming: base, pairs: joined, tied: [], passing: passing.filter { $0.key.base == base }.values.reduce(0, +), clean: true,
                 alternatives: nil)
             finding.pairs = Array(held.union(joined.map(\.key))).sorted()
-            finding.alternatives = alert.alternatives
-            if let alternatives = alert.alternatives, !alternatives.isEmpty {
+            let failingNowPairs = joined.filter { $0.state.recent.last == true }
+            var common: Set<ComponentRef>?
+            for pair in failingNowPairs {
+                let unvouched = Set(pair.probe.components.filter { passing[$0, default: 0] == 0 }.map(\.base))
+                common = common.map { $0.intersection(unvouched) } ?? unvouched
+            }
+            finding.alternatives = alert.alternatives.map { alternatives in
+                guard let common else { return alternatives }
+                let described = Set(common.map(\.description))
+                let groups = common.contains { $0.kind == .targetGroup }
+                return alternatives.filter { described.contains($0) || (groups && $0.hasPrefix("its targets")) }
+            }
+            if finding.alternatives?.isEmpty == true { finding.alternatives = nil }
+            if let alternatives = finding.alternatives, !alternatives.isEmpty {
                 finding.summary += "; \(alert.component) or \(alternatives.prefix(3).joined(separator: ", ")): no probe tells them apart"
                 finding.evidence.insert(
                     "also consistent with the evidence: \(alternatives.joined(separator: ", "))", at: min(finding.evidence.count, 2))
@@ -377,6 +392,7 @@ public struct BlameEngine: Sendable {
         let down = blocked.filter { !claimed.contains($0.key) }
         let failing = down + trending.filter { !claimed.contains($0.key) }
         let isDown = failing.indices.map { $0 < down.count }
+        let counted = Set(failing.map(\.key))
         let suspectsOf = failing.map { pair in
             Set(pair.probe.components.filter { passing[$0, default: 0] == 0 && (!pair.answered || $0.kind.isTargetService) }.map(\.base))
         }
@@ -418,22 +434,28 @@ public struct BlameEngine: Sendable {
             // have not reported since the first failure. Their next result clears or convicts it, so a clean finding
             // waits for them, up to `evidenceWaitMs` from that failure.
             let start = best.value.map { Self.failureStart(failing[$0]) }.max() ?? now
+            // The wait counts from the moment the finding could first be made: its first pair over the threshold.
+            let crossed = best.value.filter { isDown[$0] }.map { failing[$0].state.changedAtMs }.min() ?? now
             let candidates = Set([best.key] + tied)
-            let due = clean ? Self.due(all, through: candidates, since: since, isLive: isLive) : 0
-            // An instance among the candidates whose agent has not reported since either: it reports (its host is up)
-            // or turns late (failures towards it are then held for the silence verdict) within `lateMs`.
-            let quietHosts = clean ? agents.filter { $0.lastSeenMs <= start && candidates.contains(ComponentRef(.instance, $0.instance)) }.count : 0
-            if (due > 0 && now - start < evidenceWaitMs) || (quietHosts > 0 && now - start <= lateMs) { continue }
+            let due = clean ? Self.due(all, through: candidates, since: since, counted: counted, isLive: isLive) : 0
+            // An instance among the candidates whose agent has not reported since the failures began: it reports (its
+            // host is up) or turns late (failures towards it are then held for the silence verdict) within `lateMs`.
+            let quietHost =
+                clean
+                && agents.contains {
+                    $0.lastSeenMs <= start && now - $0.lastSeenMs <= lateMs && candidates.contains(ComponentRef(.instance, $0.instance))
+                }
+            if (due > 0 && now - crossed < evidenceWaitMs) || quietHost { continue }
             let vouching = passing.filter { $0.key.base == best.key }.values.reduce(0, +)
             var found = finding(
                 blaming: best.key, pairs: best.value.map { failing[$0] }, tied: tied, passing: clean ? 0 : vouching, clean: clean,
                 alternatives: failing[best.value[0]].probe.alternatives)
             if clean && evidenceWaitMs > 0 {
-                let seconds = Self.seconds(now - start)
+                let seconds = Self.seconds(due == 0 ? now - start : now - crossed)
                 found.evidence.append(
                     due == 0
-                        ? "evidence aligned: the failures began up to \(seconds) s ago and every pair through the candidates has reported since; passes taken before them do not vouch"
-                        : "decided after waiting \(seconds) s for the pairs through the candidates: \(due) had still not reported since the failures began"
+                        ? "evidence aligned: every pair through the candidates has reported since the failures began (the latest \(seconds) s ago); passes taken before them do not vouch"
+                        : "decided after waiting \(seconds) s for the pairs through the candidates: \(due) still had a result to come"
                 )
             }
             findings.append(found)
@@ -444,16 +466,21 @@ public struct BlameEngine: Sendable {
     /// When a failing pair began to fail: its current run's first failure, else when it went down.
     static func failureStart(_ pair: PairView) -> Int64 { pair.state.failingSinceMs ?? pair.state.changedAtMs }
 
-    /// How many pairs the model says pass through a failing part of `components` (bases) have not reported since the
-    /// failures through that part began (`since`), from agents still reporting: the evidence a decision on those
-    /// components is still waiting for.
+    /// How many pairs the model says pass through a failing part of `components` (bases), from agents still reporting,
+    /// have a result still to come that decides between them: those that have not reported since the failures through
+    /// that part began (`since`), and those whose latest result failed but that are not yet `counted` as failing (one
+    /// failure: loss, or the fault reaching them). The evidence a decision on those components is waiting for.
     static func due(
-        _ pairs: [PairView], through components: Set<ComponentRef>, since: [ComponentRef: Int64], isLive: (String) -> Bool
+        _ pairs: [PairView], through components: Set<ComponentRef>, since: [ComponentRef: Int64], counted: Set<String>,
+        isLive: (String) -> Bool
     ) -> Int {
         var count = 0
         for index in pairs.indices
         where pairs[index].probe.expectReach && pairs[index].state.status != .disagreeing && isLive(pairs[index].probe.sourceAgent)
-            && pairs[index].probe.components.contains(where: { components.contains($0.base) && pairs[index].state.lastAtMs <= since[$0] ?? .min })
+            && pairs[index].probe.components.contains(where: { part in
+                guard components.contains(part.base), let began = since[part] else { return false }
+                return pairs[index].state.lastAtMs <= began || pairs[index].state.recent.last == true
+            }) && !counted.contains(pairs[index].key)
         {
             count += 1
         }
@@ -564,8 +591,28 @@ public struct BlameEngine: Sendable {
         }
     }
 
-    private func latency(_ pairs: [PairView]) -> [Finding] {
-        Dictionary(grouping: pairs, by: { $0.probe.targetInstance ?? $0.probe.targetName }).sorted { $0.key < $1.key }.map { target, group in
+    /// Latency regressions blamed as paths are: on a target only when it is the common part. `measured` are the pairs
+    /// with a learned baseline. A round trip includes both ends' scheduling, so
+    /// - a source slow on at least half of its measured pairs is a busy prober: its pairs say nothing about targets;
+    /// - a target is blamed when at least half of its other measured pairs are slow too, on two sources or more where
+    ///   it has them;
+    /// - when more than half of the targets have a slow pair, the cause is common to all (the probers' hosts, a
+    ///   machine under load): no target is blamed.
+    private func latency(_ measured: [PairView]) -> [Finding] {
+        func target(_ pair: PairView) -> String { pair.probe.targetInstance ?? pair.probe.targetName }
+        let bySource = Dictionary(grouping: measured, by: \.probe.sourceAgent)
+        let busy = Set(bySource.filter { $0.value.filter(\.state.latencyRegressed).count * 2 >= $0.value.count }.keys)
+        let fromIdle = measured.filter { !busy.contains($0.probe.sourceAgent) }
+        let byTarget = Dictionary(grouping: fromIdle, by: target)
+        let touched = Set(fromIdle.filter(\.state.latencyRegressed).map(target))
+        guard touched.count * 2 <= byTarget.count else { return [] }
+        let blamed = byTarget.compactMap { target, pairs -> [PairView]? in
+            let slow = pairs.filter(\.state.latencyRegressed)
+            let sources = Set(pairs.map(\.probe.sourceAgent)).count
+            guard !slow.isEmpty, slow.count * 2 >= pairs.count, Set(slow.map(\.probe.sourceAgent)).count >= min(2, sources) else { return nil }
+            return slow
+        }.flatMap { $0 }
+        return Dictionary(grouping: blamed, by: target).sorted { $0.key < $1.key }.map { target, group in
             Finding(
                 kind: .latencyRegression, severity: .info, component: target, componentType: ComponentKind.instance.rawValue,
                 summary: "round trips to \(target) are well above their learned baseline on \(group.count) path\(group.count == 1 ? "" : "s")",
