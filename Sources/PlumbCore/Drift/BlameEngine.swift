@@ -393,8 +393,10 @@ public struct BlameEngine: Sendable {
         let failing = down + trending.filter { !claimed.contains($0.key) }
         let isDown = failing.indices.map { $0 < down.count }
         let counted = Set(failing.map(\.key))
+        let natOfHost = natHostsSuspected(failing, all: all, isLive: isLive)
         let suspectsOf = failing.map { pair in
             Set(pair.probe.components.filter { passing[$0, default: 0] == 0 && (!pair.answered || $0.kind.isTargetService) }.map(\.base))
+                .union(natOfHost[pair.key].map { [$0] } ?? [])
         }
         let anyOf = failing.map { Set($0.probe.components.map(\.base)) }
         var remaining = Array(failing.indices)
@@ -461,6 +463,33 @@ public struct BlameEngine: Sendable {
             findings.append(found)
         }
         return findings
+    }
+
+    /// A NAT instance is a host: when its link goes down, the flows to and from the host fail with the flows it
+    /// forwards. For each failing pair that starts or ends on the host of a NAT instance through which no pair has
+    /// passed since that pair began to fail, the NAT (its key: the pair's key). A NAT still forwarding is not suspected
+    /// for its host's own flows (a dead agent, the host's security group).
+    private func natHostsSuspected(_ failing: [PairView], all: [PairView], isLive: (String) -> Bool) -> [String: ComponentRef] {
+        guard !natInstances.isEmpty else { return [:] }
+        let natOfHost = Dictionary(natInstances.map { ($0.value, ComponentRef(.natInstance, $0.key)) }, uniquingKeysWith: { first, _ in first })
+        let touching = failing.compactMap { pair -> (String, ComponentRef)? in
+            let nat = natOfHost[pair.probe.sourceInstance] ?? pair.probe.targetInstance.flatMap { natOfHost[$0] }
+            return nat.map { (pair.key, $0) }
+        }
+        guard !touching.isEmpty else { return [:] }
+        let nats = Set(touching.map(\.1))
+        var lastPass: [ComponentRef: Int64] = [:]
+        for index in all.indices
+        where all[index].state.status == .agreeing && all[index].state.agreeingStreak >= vouchAfter && all[index].probe.expectReach
+            && isLive(all[index].probe.sourceAgent)
+        {
+            for component in all[index].probe.components where nats.contains(component.base) {
+                lastPass[component.base] = max(lastPass[component.base] ?? .min, all[index].state.lastAtMs)
+            }
+        }
+        let starts = Dictionary(failing.map { ($0.key, Self.failureStart($0)) }, uniquingKeysWith: { first, _ in first })
+        return Dictionary(
+            touching.filter { key, nat in lastPass[nat] ?? .min <= starts[key] ?? .min }, uniquingKeysWith: { first, _ in first })
     }
 
     /// When a failing pair began to fail: its current run's first failure, else when it went down.

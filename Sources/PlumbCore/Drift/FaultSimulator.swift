@@ -168,10 +168,19 @@ public struct FaultSimulator: Sendable {
                 fault.faulted = Network(topology)
                 fault.kinds = [.egressIPChanged]
             case .natDead:
+                // A NAT instance's link down: the host is cut off, its own flows fail and its agent falls silent.
                 fault.dead = [ref]
-                if let host = natInstances[nat.id] { fault.silent = [host] }
+                if let host = natInstances[nat.id] {
+                    fault.dead.insert(ComponentRef(.instance, host))
+                    fault.silent = [host]
+                }
             case .natFlapping:
+                // The link flapping, as the lab does it: the host and its agent go with it.
                 fault.dead = [ref]
+                if let host = natInstances[nat.id] {
+                    fault.dead.insert(ComponentRef(.instance, host))
+                    fault.silent = [host]
+                }
                 // Down at least the hysteresis' k intervals (a shorter flap is filtered by design), up 2–4.
                 fault.flap = (down: 3 + random.below(2), up: 2 + random.below(3), cycles: 5)
             default:
