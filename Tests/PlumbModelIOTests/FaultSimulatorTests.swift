@@ -9,11 +9,11 @@ import Testing
 struct FaultSimulatorTests {
     static let models = ["examples/karma.yaml", "deploy/lab/lab.yaml"]
 
-    static func simulator(_ path: String) throws -> FaultSimulator {
+    static func simulator(_ path: String, timing: SimulationTiming = .lockstep) throws -> FaultSimulator {
         let root = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
         let loaded = ModelLoader.load(path: "/" + root + "/" + path)
         let topology = try #require(loaded.topology, "\(path) does not load: \(loaded.diagnostics)")
-        return FaultSimulator(name: path, topology: topology, loss: 0.01)
+        return FaultSimulator(name: path, topology: topology, loss: 0.01, timing: timing)
     }
 
     /// Kinds whose culprit no other component ties with on these models: the first alert must name it.
@@ -22,18 +22,20 @@ struct FaultSimulatorTests {
         .natFlapping,
     ]
 
-    @Test("every fault kind", arguments: FaultKind.allCases)
-    func faultKind(_ kind: FaultKind) throws {
+    /// Lockstep, and spread: each agent at its own moment, reports batched and in flight, a quarter of the agents
+    /// reporting up to a probe interval late, the fault at a random moment.
+    @Test("every fault kind", arguments: FaultKind.allCases, ["lockstep", "slow reporters"])
+    func faultKind(_ kind: FaultKind, timing: String) throws {
         var played = 0
         for path in Self.models {
-            let simulator = try Self.simulator(path)
+            let simulator = try Self.simulator(path, timing: timing == "lockstep" ? .lockstep : .slowReporters)
             var random = SplitMix64(seed: 3)
             for _ in 0..<3 {
                 guard let fault = simulator.fault(kind, random: &random) else { continue }
                 let outcome = simulator.play(fault, random: &random)
                 guard outcome.observable else { continue }
                 played += 1
-                let context = "\(path): \(fault.label) -> \(outcome.firstAlert ?? "no alert")"
+                let context = "\(path) (\(timing)): \(fault.label) -> \(outcome.firstAlert ?? "no alert")"
                 #expect(outcome.namedOrTied, "\(context)")
                 if Self.unambiguous.contains(kind) { #expect(outcome.correct, "\(context)") }
                 #expect(outcome.falseAlerts == 0, "\(context); also \(outcome.falseDetails)")
@@ -49,12 +51,14 @@ struct FaultSimulatorTests {
         if kind != .targetDead { #expect(played > 0, "no observable \(kind.rawValue) fault on \(Self.models)") }
     }
 
-    @Test("an hour without faults and with 1 % loss raises nothing")
-    func quiet() throws {
+    @Test("an hour without faults and with 1 % loss raises nothing, also with late reporters", arguments: ["lockstep", "slow reporters"])
+    func quiet(timing: String) throws {
         for path in Self.models {
             var random = SplitMix64(seed: 5)
             var lines: [String] = []
-            let alerts = try Self.simulator(path).quiet(intervals: 1_800, random: &random) { lines.append($0) }
+            let alerts = try Self.simulator(path, timing: timing == "lockstep" ? .lockstep : .slowReporters).quiet(intervals: 1_800, random: &random) {
+                lines.append($0)
+            }
             #expect(alerts == 0, "\(path): \(lines)")
         }
     }
