@@ -56,7 +56,8 @@ struct FaultSimulatorTests {
         for path in Self.models {
             var random = SplitMix64(seed: 5)
             var lines: [String] = []
-            let alerts = try Self.simulator(path, timing: timing == "lockstep" ? .lockstep : .slowReporters).quiet(intervals: 1_800, random: &random) {
+            let alerts = try Self.simulator(path, timing: timing == "lockstep" ? .lockstep : .slowReporters).quiet(intervals: 1_800, random: &random)
+            {
                 lines.append($0)
             }
             #expect(alerts == 0, "\(path): \(lines)")
