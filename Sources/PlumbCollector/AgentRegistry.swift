@@ -229,4 +229,12 @@ actor AgentRegistry {
 
     /// One agent, as cached.
     func record(_ id: String) -> AgentRecord? { agents[id] }
+
+    /// A report of the agent was stored here: its last sequence moves with it (the step a sequence may jump is
+    /// counted from it).
+    func noteStored(agentId: String, sequence: Int64) {
+        guard var agent = agents[agentId], sequence > agent.lastSequence else { return }
+        agent.lastSequence = sequence
+        agents[agentId] = agent
+    }
 }

@@ -390,7 +390,17 @@ public actor Collector {
             throw APIError(
                 413, "too_many_results", "\(report.results.count) results; at most \(configuration.maxResultsPerReport) per report", field: "results")
         }
-        guard report.sequence >= 1 else { throw APIError(422, "invalid_sequence", "sequence numbers start at 1", field: "sequence") }
+        // Every value is held to its meaning before it is stored: a stored report is read again by every leader, and
+        // one that the evaluation cannot take would be met at every restart.
+        let problems = report.problems(now: now, lastSequence: await registry.record(agentId)?.lastSequence, limits: configuration.reportLimits)
+        if let first = problems.first {
+            metrics.reportsRefused.increment()
+            throw APIError(
+                422, first.field == "sequence" ? "invalid_sequence" : "invalid_report",
+                "the report was not stored: " + problems.prefix(5).map(\.description).joined(separator: "; ")
+                    + (problems.count > 5 ? "; and \(problems.count - 5) more" : ""),
+                field: first.field)
+        }
         let outcome: IngestOutcome
         do {
             outcome = try await store.ingest(report, body: body, receivedAt: now)
@@ -402,6 +412,7 @@ public actor Collector {
             metrics.duplicates.increment()
             return ReportAcknowledgement(sequence: report.sequence, stored: false)
         }
+        await registry.noteStored(agentId: agentId, sequence: report.sequence)
         metrics.reports.increment()
         metrics.results.increment(by: report.results.count)
         agentHealth[agentId] = AgentHealth(

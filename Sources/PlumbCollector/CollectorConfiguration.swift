@@ -1,6 +1,7 @@
 import Foundation
 import PlumbCore
 import PlumbModelIO
+import PlumbWire
 
 /// Where alerts go.
 public struct Receiver: Sendable, Hashable, Codable {
@@ -122,6 +123,8 @@ public struct CollectorConfiguration: Sendable {
     public var maxBodyBytes = 4 * 1024 * 1024
     public var maxResultsPerReport = 5_000
     public var maxReportsPerSecondPerAgent = 20.0
+    /// The bounds every report value is held to at the door (times, counts, durations, sequence steps).
+    public var reportLimits = ReportLimits()
     /// Probe interval and timeout given to agents (the model's `probing` wins when set).
     public var probeIntervalMs = 10_000
     public var probeTimeoutMs = 1_000

@@ -21,6 +21,10 @@ public struct CollectorMetrics: Sendable {
     let reports = Counter(label: "plumb_reports_ingested_total")
     let results = Counter(label: "plumb_results_ingested_total")
     let duplicates = Counter(label: "plumb_reports_duplicate_total")
+    /// Reports refused at the door for a value outside its meaning (422), never stored.
+    let reportsRefused = Counter(label: "plumb_reports_refused_total")
+    /// Stored reports the evaluation skipped: a value it cannot evaluate (stored before the checks existed).
+    let reportsSkipped = Counter(label: "plumb_reports_skipped_total")
     let staleResults = Counter(label: "plumb_results_stale_total")
     let evaluationSeconds = Timer(label: "plumb_evaluation_duration_seconds")
     let evaluations = Counter(label: "plumb_evaluations_total")
@@ -191,18 +195,27 @@ final class ProbeSeries: Sendable {
         case .some(true): disagree.increment()
         case .some(false): agree.increment()
         }
-        if let burst = result.burst {
+        // Reports are checked at the door (`Report.problems`); these guards keep a value that got past it (a row
+        // stored before the checks) from trapping: counters take no negative, durations become integers only when
+        // finite and bounded.
+        if let burst = result.burst, burst.sent >= 0, burst.received >= 0 {
             sent?.increment(by: burst.sent)
             lost?.increment(by: max(0, burst.sent - burst.received))
         }
-        if let rtt, let milliseconds = result.burst?.rttAvgMs ?? result.timings.connectMs ?? result.timings.totalMs {
-            rtt.recordNanoseconds(Int64(milliseconds * 1_000_000))
+        if let rtt, let nanoseconds = Self.nanoseconds(result.burst?.rttAvgMs ?? result.timings.connectMs ?? result.timings.totalMs) {
+            rtt.recordNanoseconds(nanoseconds)
         }
         if result.outcome == .ok {
             for phase in phases {
-                if let milliseconds = phase.phase.milliseconds(result.timings) { phase.timer.recordNanoseconds(Int64(milliseconds * 1_000_000)) }
+                if let nanoseconds = Self.nanoseconds(phase.phase.milliseconds(result.timings)) { phase.timer.recordNanoseconds(nanoseconds) }
             }
         }
+    }
+
+    /// Milliseconds as nanoseconds, nil unless finite and between 0 and a day.
+    static func nanoseconds(_ milliseconds: Double?) -> Int64? {
+        guard let milliseconds, milliseconds.isFinite, milliseconds >= 0, milliseconds <= 86_400_000 else { return nil }
+        return Int64(milliseconds * 1_000_000)
     }
 }
 
@@ -273,6 +286,9 @@ public let metricHelp: [String: String] = [
     "plumb_reports_ingested_total": "Reports stored by this collector (duplicates excluded).",
     "plumb_results_ingested_total": "Probe results in the reports stored by this collector.",
     "plumb_reports_duplicate_total": "Reports received again (a retry or a replay) and acknowledged without storing.",
+    "plumb_reports_refused_total":
+        "Reports refused with 422 for a value outside its meaning (a time, a count, a duration, a sequence); never stored.",
+    "plumb_reports_skipped_total": "Stored reports the leader's evaluation skipped because a value in them cannot be evaluated; logged.",
     "plumb_results_stale_total": "Results read by the leader but too old to evaluate (history from an agent's spool).",
     "plumb_evaluation_duration_seconds": "Time of one evaluation by the leader: findings, alerts, deliveries queued, pairs saved.",
     "plumb_evaluations_total": "Evaluations run by this collector while leading.",

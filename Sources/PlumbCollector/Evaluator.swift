@@ -184,6 +184,16 @@ actor Evaluator {
         let agentId = entry.agentId
         let now = entry.receivedAtMs
         let report = entry.report
+        // Checked at the door; a row stored before the checks existed (or by a collector without them) is skipped,
+        // counted and logged, never evaluated: no stored value can stop the leader, again at every restart.
+        let problems = report.problems(now: now, lastSequence: nil, limits: configuration.reportLimits)
+        if let first = problems.first {
+            metrics.reportsSkipped.increment()
+            logger.error(
+                "a stored report cannot be evaluated; skipped",
+                metadata: ["agent": "\(agentId)", "sequence": "\(report.sequence)", "problem": "\(first)", "problems": "\(problems.count)"])
+            return
+        }
         let returning = lastHeard[agentId].map { now - $0 > lateMs } ?? false
         lastHeard[agentId] = max(lastHeard[agentId] ?? 0, now)
         let delay = now - report.createdAtMs

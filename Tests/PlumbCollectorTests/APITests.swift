@@ -5,6 +5,7 @@ import NIOCore
 import PlumbCollector
 import PlumbCore
 import PlumbModelIO
+import PlumbProbes
 import PlumbStore
 import PlumbWire
 import Prometheus
@@ -45,9 +46,10 @@ struct APITests {
             conditional[.ifNoneMatch] = etag
             #expect(try await client.execute(uri: "/v1/agents/i-app-1/plan", method: .get, headers: conditional).status == .notModified)
 
+            let now = wallClockMilliseconds()
             let report = Report(
-                agentId: "i-app-1", sequence: 1, createdAtMs: 2_000,
-                results: decoded.probes.prefix(3).map { result(for: $0, agrees: true, at: 1_900) })
+                agentId: "i-app-1", sequence: 1, createdAtMs: now,
+                results: decoded.probes.prefix(3).map { result(for: $0, agrees: true, at: now - 100) })
             let first = try await client.execute(uri: "/v1/agents/i-app-1/reports", method: .post, headers: auth, body: try body(report))
             #expect(first.status == .ok)
             #expect(

@@ -5,7 +5,7 @@ import Testing
 /// One fault of every kind the simulator injects, on the seed architecture and the lab's model, played through the
 /// real pair states, blame engine and alert book: the alert names the culprit (or says it cannot tell it from the
 /// component it names), nothing else fires, one episode, resolved after the repair.
-@Suite("fault simulator: one fault of every kind")
+@Suite("fault simulator: one fault of every kind", .serialized)
 struct FaultSimulatorTests {
     static let models = ["examples/karma.yaml", "deploy/lab/lab.yaml"]
 

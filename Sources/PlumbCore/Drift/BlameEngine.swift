@@ -439,7 +439,7 @@ public struct BlameEngine: Sendable {
             // The wait counts from the moment the finding could first be made: its first pair over the threshold.
             let crossed = best.value.filter { isDown[$0] }.map { failing[$0].state.changedAtMs }.min() ?? now
             let candidates = Set([best.key] + tied)
-            let due = clean ? Self.due(all, through: candidates, since: since, counted: counted, isLive: isLive) : 0
+            let due = clean ? Self.due(all, through: candidates, since: since, counted: counted, inProgress: !tied.isEmpty, isLive: isLive) : 0
             // An instance among the candidates whose agent has not reported since the failures began: it reports (its
             // host is up) or turns late (failures towards it are then held for the silence verdict) within `lateMs`.
             let quietHost =
@@ -497,21 +497,29 @@ public struct BlameEngine: Sendable {
 
     /// How many pairs the model says pass through a failing part of `components` (bases), from agents still reporting,
     /// have a result still to come that decides between them: those that have not reported since the failures through
-    /// that part began (`since`), and those whose latest result failed but that are not yet `counted` as failing (one
-    /// failure: loss, or the fault reaching them). The evidence a decision on those components is waiting for.
+    /// that part began (`since`), and, with `inProgress` (the candidates are tied), those whose latest result failed
+    /// but that are not yet `counted` as failing (one failure: loss, or the fault reaching them) and that cross some
+    /// of the candidates but not all (their next result breaks the tie). The evidence a decision is waiting for.
     static func due(
-        _ pairs: [PairView], through components: Set<ComponentRef>, since: [ComponentRef: Int64], counted: Set<String>,
+        _ pairs: [PairView], through components: Set<ComponentRef>, since: [ComponentRef: Int64], counted: Set<String>, inProgress: Bool,
         isLive: (String) -> Bool
     ) -> Int {
         var count = 0
         for index in pairs.indices
         where pairs[index].probe.expectReach && pairs[index].state.status != .disagreeing && isLive(pairs[index].probe.sourceAgent)
-            && pairs[index].probe.components.contains(where: { part in
-                guard components.contains(part.base), let began = since[part] else { return false }
-                return pairs[index].state.lastAtMs <= began || pairs[index].state.recent.last == true
-            }) && !counted.contains(pairs[index].key)
+            && !counted.contains(pairs[index].key)
         {
-            count += 1
+            var crossed: Set<ComponentRef> = []
+            var stale = false
+            for part in pairs[index].probe.components where components.contains(part.base) {
+                guard let began = since[part] else { continue }
+                crossed.insert(part.base)
+                if pairs[index].state.lastAtMs <= began { stale = true }
+            }
+            guard !crossed.isEmpty else { continue }
+            // A pair that has not reported since can clear what it crosses; one failing for the first time separates
+            // tied candidates only when it crosses some of them and not all.
+            if stale || (inProgress && pairs[index].state.recent.last == true && crossed.count < components.count) { count += 1 }
         }
         return count
     }
