@@ -92,7 +92,7 @@ public final class Spool: Sendable {
             persistent = saved
         }
         // Never reuse a sequence number, even if state.json was lost.
-        persistent.nextSequence = max(persistent.nextSequence, (entries.last?.sequence ?? 0) + 1)
+        persistent.nextSequence = max(persistent.nextSequence, Self.after(entries.last?.sequence ?? 0))
         let initial = State(entries: entries, totalBytes: entries.reduce(0) { $0 + $1.bytes }, persistent: persistent)
         state.withLock { $0 = initial }
     }
@@ -107,6 +107,10 @@ public final class Spool: Sendable {
 
     /// What was dropped so far.
     public var dropped: DropCounters { state.withLock { $0.persistent.dropped } }
+
+    /// The sequence after `sequence`, saturating: a number read from disk or from the collector never traps the agent
+    /// (the collector refuses sequences that jump, so the top is never reached in use).
+    static func after(_ sequence: Int64) -> Int64 { sequence == .max ? .max : max(0, sequence) + 1 }
 
     /// The sequence number the next batch gets.
     public var nextSequence: Int64 { state.withLock { $0.persistent.nextSequence } }
@@ -124,7 +128,7 @@ public final class Spool: Sendable {
         let persistent = state.withLock { state -> PersistentState in
             state.entries.append(entry)
             state.totalBytes += entry.bytes
-            state.persistent.nextSequence = sequence + 1
+            state.persistent.nextSequence = Self.after(sequence)
             // Keep the newest batch even if it alone is over the bound.
             while state.totalBytes > maxBytes && state.entries.count > 1 {
                 let oldest = state.entries.removeFirst()
@@ -147,7 +151,7 @@ public final class Spool: Sendable {
     public func advance(past sequence: Int64) {
         let persistent = state.withLock { state -> PersistentState? in
             guard state.persistent.nextSequence <= sequence else { return nil }
-            state.persistent.nextSequence = sequence + 1
+            state.persistent.nextSequence = Self.after(sequence)
             return state.persistent
         }
         if let persistent { try? saveState(persistent) }

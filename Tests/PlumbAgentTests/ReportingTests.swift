@@ -33,6 +33,22 @@ struct ReportingTests {
         #expect(report.results.map(\.probeId) == ["b"])
     }
 
+    @Test("a sequence at Int64.max, from the collector or on disk, never traps the agent")
+    func spoolTopSequence() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        do {
+            let spool = try Spool(directory: directory.path, maxBytes: 1 << 20)
+            spool.advance(past: .max)
+            #expect(spool.nextSequence == .max)
+            try spool.append(count: 1, encode: encode(["a"]))
+        }
+        // A batch named with the top sequence on disk: the spool opens.
+        let reopened = try Spool(directory: directory.path, maxBytes: 1 << 20)
+        #expect(reopened.entries.map(\.sequence) == [.max])
+        #expect(reopened.nextSequence == .max)
+    }
+
     @Test("over its bound the spool drops the oldest batches and counts them; the counts travel in the next report")
     func spoolBound() throws {
         let directory = try TemporaryDirectory()
