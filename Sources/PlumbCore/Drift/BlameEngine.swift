@@ -440,12 +440,14 @@ public struct BlameEngine: Sendable {
             let crossed = best.value.filter { isDown[$0] }.map { failing[$0].state.changedAtMs }.min() ?? now
             let candidates = Set([best.key] + tied)
             let due = clean ? Self.due(all, through: candidates, since: since, counted: counted, inProgress: !tied.isEmpty, isLive: isLive) : 0
-            // An instance among the candidates whose agent has not reported since the failures began: it reports (its
-            // host is up) or turns late (failures towards it are then held for the silence verdict) within `lateMs`.
+            // An instance among the candidates whose agent has not reported since the failures began, or has missed its
+            // reports for half the late threshold (its last report may have been in flight when the host died): it
+            // reports (its host is up) or turns late (failures towards it are then held for the silence verdict).
             let quietHost =
                 clean
                 && agents.contains {
-                    $0.lastSeenMs <= start && now - $0.lastSeenMs <= lateMs && candidates.contains(ComponentRef(.instance, $0.instance))
+                    ($0.lastSeenMs <= start || now - $0.lastSeenMs > lateMs / 2) && now - $0.lastSeenMs <= lateMs
+                        && candidates.contains(ComponentRef(.instance, $0.instance))
                 }
             if (due > 0 && now - crossed < evidenceWaitMs) || quietHost { continue }
             let vouching = passing.filter { $0.key.base == best.key }.values.reduce(0, +)
