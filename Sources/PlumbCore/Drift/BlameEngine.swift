@@ -114,7 +114,7 @@ public struct BlameEngine: Sendable {
         findings += exposure(disagreeing.filter { $0.reason == .reached })
         findings += identity(disagreeing.filter { $0.reason == .identity }, placements: input.placements)
         findings += egress(disagreeing.filter { $0.reason == .egressIP })
-        findings += latency(input.pairs.filter { $0.state.rttSamples >= 20 && $0.state.status != .disagreeing && isLive($0.probe.sourceAgent) })
+        findings += latency(input.pairs, isLive: isLive)
         findings = foldNATAgents(findings, input: input)
         findings += conflicts(input.refusals, now: now)
         return Self.merged(findings)
@@ -630,27 +630,42 @@ public struct BlameEngine: Sendable {
         }
     }
 
-    /// Latency regressions blamed as paths are: on a target only when it is the common part. `measured` are the pairs
-    /// with a learned baseline. A round trip includes both ends' scheduling, so
+    /// Latency regressions blamed as paths are: on a target only when it is the common part. Measured pairs are those
+    /// with a learned baseline that agree, from live agents. A round trip includes both ends' scheduling, so
     /// - a source slow on at least half of its measured pairs is a busy prober: its pairs say nothing about targets;
     /// - a target is blamed when at least half of its other measured pairs are slow too, on two sources or more where
     ///   it has them;
     /// - when more than half of the targets have a slow pair, the cause is common to all (the probers' hosts, a
     ///   machine under load): no target is blamed.
-    private func latency(_ measured: [PairView]) -> [Finding] {
-        func target(_ pair: PairView) -> String { pair.probe.targetInstance ?? pair.probe.targetName }
-        let bySource = Dictionary(grouping: measured, by: \.probe.sourceAgent)
-        let busy = Set(bySource.filter { $0.value.filter(\.state.latencyRegressed).count * 2 >= $0.value.count }.keys)
-        let fromIdle = measured.filter { !busy.contains($0.probe.sourceAgent) }
-        let byTarget = Dictionary(grouping: fromIdle, by: target)
-        let touched = Set(fromIdle.filter(\.state.latencyRegressed).map(target))
-        guard touched.count * 2 <= byTarget.count else { return [] }
-        let blamed = byTarget.compactMap { target, pairs -> [PairView]? in
-            let slow = pairs.filter(\.state.latencyRegressed)
-            let sources = Set(pairs.map(\.probe.sourceAgent)).count
-            guard !slow.isEmpty, slow.count * 2 >= pairs.count, Set(slow.map(\.probe.sourceAgent)).count >= min(2, sources) else { return nil }
-            return slow
+    private func latency(_ pairs: [PairView], isLive: (String) -> Bool) -> [Finding] {
+        // Counted in place over every pair: most evaluations have no regression at all and return at once, and the
+        // pairs are many and large.
+        func measured(_ index: Int) -> Bool {
+            pairs[index].state.rttSamples >= 20 && pairs[index].state.status != .disagreeing && isLive(pairs[index].probe.sourceAgent)
+        }
+        func target(_ index: Int) -> String { pairs[index].probe.targetInstance ?? pairs[index].probe.targetName }
+        let regressed = pairs.indices.filter { pairs[$0].state.latencyRegressed && measured($0) }
+        guard !regressed.isEmpty else { return [] }
+        var bySource: [String: (measured: Int, slow: Int)] = [:]
+        for index in pairs.indices where measured(index) {
+            bySource[pairs[index].probe.sourceAgent, default: (0, 0)].measured += 1
+            if pairs[index].state.latencyRegressed { bySource[pairs[index].probe.sourceAgent, default: (0, 0)].slow += 1 }
+        }
+        let busy = Set(bySource.filter { $0.value.slow * 2 >= $0.value.measured }.keys)
+        var byTarget: [String: (measured: Int, sources: Set<String>)] = [:]
+        for index in pairs.indices where measured(index) && !busy.contains(pairs[index].probe.sourceAgent) {
+            byTarget[target(index), default: (0, [])].measured += 1
+            byTarget[target(index), default: (0, [])].sources.insert(pairs[index].probe.sourceAgent)
+        }
+        let slowByTarget = Dictionary(grouping: regressed.filter { !busy.contains(pairs[$0].probe.sourceAgent) }, by: target)
+        guard slowByTarget.count * 2 <= byTarget.count else { return [] }
+        let blamed = slowByTarget.compactMap { target, slow -> [PairView]? in
+            guard let all = byTarget[target], slow.count * 2 >= all.measured,
+                Set(slow.map { pairs[$0].probe.sourceAgent }).count >= min(2, all.sources.count)
+            else { return nil }
+            return slow.map { pairs[$0] }
         }.flatMap { $0 }
+        func target(_ pair: PairView) -> String { pair.probe.targetInstance ?? pair.probe.targetName }
         return Dictionary(grouping: blamed, by: target).sorted { $0.key < $1.key }.map { target, group in
             Finding(
                 kind: .latencyRegression, severity: .info, component: target, componentType: ComponentKind.instance.rawValue,
