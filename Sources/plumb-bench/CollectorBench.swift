@@ -103,15 +103,22 @@ enum CollectorBench {
                 state.status = failing ? .disagreeing : .agreeing
                 state.recent = failing ? [true, true, true] : [false, false, false, false, false]
                 state.agreeingStreak = failing ? 0 : 10
+                // One round's times: the failures began at 0.5 s and crossed at 0.9 s; every pair last reported at 1 s
+                // (blame weighs only passes taken after the failures began).
+                state.failingSinceMs = failing ? 500 : nil
+                state.changedAtMs = failing ? 900 : 0
+                state.lastAtMs = 1_000
                 views.append(
                     PairView(key: "\(probe.sourceAgent)/\(probe.id)#\(views.count)", probe: probe, state: state, reason: failing ? .blocked : nil))
             }
         }
         let activity = placements.map { AgentActivity(agentId: $0.agentId, instance: $0.agentId, subnet: nil, lastSeenMs: 1_000) }
+        // The collector's settings: the evidence wait is a probe interval plus the report interval.
+        let engine = BlameEngine(silenceMs: 30_000, lateMs: 10_000, evidenceWaitMs: 15_000)
         var evaluations: [Double] = []
         var findings: [Finding] = []
         for _ in 0..<5 {
-            let (result, time) = measure { BlameEngine().findings(BlameInput(pairs: views, agents: activity, now: 2_000)) }
+            let (result, time) = measure { engine.findings(BlameInput(pairs: views, agents: activity, now: 2_000)) }
             findings = result
             evaluations.append(time)
         }
@@ -124,7 +131,7 @@ enum CollectorBench {
             view.reason = nil
             return view
         }
-        let quietTime = (0..<5).map { _ in measure { _ = BlameEngine().findings(BlameInput(pairs: quiet, agents: activity, now: 2_000)) }.1 }
+        let quietTime = (0..<5).map { _ in measure { _ = engine.findings(BlameInput(pairs: quiet, agents: activity, now: 2_000)) }.1 }
             .sorted()[2]
         var book = AlertBook()
         let (_, reconcileTime) = measure { _ = book.reconcile(findings, now: 2_000) }
