@@ -432,11 +432,10 @@ public struct BlameEngine: Sendable {
                 let recent = failing[best.value[0]].state.recent
                 guard recent.count >= confirmSingle, recent.suffix(confirmSingle).allSatisfy({ $0 }) else { continue }
             }
-            // Evidence already due: pairs through the chosen component, or one it cannot yet be told apart from, that
-            // have not reported since the first failure. Their next result clears or convicts it, so a clean finding
-            // waits for them, up to `evidenceWaitMs` from that failure.
+            // Evidence already due (`due`): pairs through the chosen component, or one it cannot yet be told apart from,
+            // whose next result clears or convicts it. A clean finding waits for them, up to `evidenceWaitMs` from the
+            // moment it could first be made (its first pair over the threshold).
             let start = best.value.map { Self.failureStart(failing[$0]) }.max() ?? now
-            // The wait counts from the moment the finding could first be made: its first pair over the threshold.
             let crossed = best.value.filter { isDown[$0] }.map { failing[$0].state.changedAtMs }.min() ?? now
             let candidates = Set([best.key] + tied)
             let due = clean ? Self.due(all, through: candidates, since: since, counted: counted, inProgress: !tied.isEmpty, isLive: isLive) : 0
