@@ -39,14 +39,22 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
     CollectorRequestContext
 > {
     let router = Router(context: CollectorRequestContext.self)
+    router.add(middleware: AuthFailureMiddleware(guardian: collector.authFailures))
     router.add(middleware: JSONErrorMiddleware(logger: collector.logger))
+    router.add(middleware: StoreDeadlineMiddleware(timeout: .milliseconds(Int64(configuration.storeTimeoutSeconds * 1000))))
     let limit = configuration.maxBodyBytes
     let now: @Sendable () -> Int64 = { wallClockMilliseconds() }
 
     // MARK: Agents
     router.post("/v1/agents/register") { request, context -> Response in
+        // The token first, then the body: an unknown bearer costs a hash and a lookup, never a parse.
         let bearer = try bearerToken(request)
-        let registration = try decodeStrict(Registration.self, try await request.body.collect(upTo: limit), name: "registration")
+        guard try await collector.mayRegister(bearer: bearer) else {
+            throw APIError(401, "unauthorized", "the enrollment token (or this agent's own token) is required")
+        }
+        try requireMediaType(.json, request)
+        let registration = try decodeStrictJSON(
+            Registration.self, try await request.body.collect(upTo: min(limit, smallDocumentBytes)), name: "registration")
         guard registration.version == 1 else {
             throw APIError(422, "unsupported_version", "registration version \(registration.version); this collector reads 1", field: "version")
         }
@@ -65,7 +73,9 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
         let id = try context.parameters.require("id")
         _ = try await collector.authenticateAgent(id: id, bearer: try bearerToken(request))
         try await collector.admit(agentId: id, now: now())
+        try requireMediaType(.json, request)
         let body = try await request.body.collect(upTo: limit)
+        let text = try utf8Text(body)
         let report: Report
         do {
             report = try JSONDecoder().decode(Report.self, from: Data(body.readableBytesView))
@@ -74,7 +84,7 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
         } catch {
             throw APIError(400, "invalid_json", "the body is not JSON: \(error)")
         }
-        return try json(try await collector.ingest(report, body: String(buffer: body), agentId: id, now: now()))
+        return try json(try await collector.ingest(report, body: text, agentId: id, now: now()))
     }
     router.get("/v1/agents") { request, _ -> Response in
         try requireScope(.read, request, collector)
@@ -103,7 +113,8 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
     }
     router.put("/v1/topology") { request, _ -> Response in
         let token = try requireScope(.admin, request, collector)
-        let text = String(buffer: try await request.body.collect(upTo: limit))
+        try requireMediaType(.model, request)
+        let text = try utf8Text(try await request.body.collect(upTo: limit))
         let format = (request.headers[.contentType] ?? "").contains("json") ? "json" : "yaml"
         let author = request.uri.queryParameters["author"].map(String.init) ?? token.name
         let comment = request.uri.queryParameters["comment"].map(String.init)
@@ -112,8 +123,9 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
     }
     router.post("/v1/topology/validate") { request, _ -> Response in
         try requireScope(.read, request, collector)
-        let text = String(buffer: try await request.body.collect(upTo: limit))
-        let (_, diagnostics) = await collector.validate(text, file: "topology")
+        try requireMediaType(.model, request)
+        let text = try utf8Text(try await request.body.collect(upTo: limit))
+        let (_, diagnostics) = try await collector.validateForRequest(text, file: "topology")
         return try json(ValidationView(diagnostics: diagnostics))
     }
     router.get("/v1/topology/versions") { request, _ -> Response in
@@ -210,8 +222,9 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
     router.post("/v1/alerts/:id/acknowledge") { request, context -> Response in
         let token = try requireScope(.admin, request, collector)
         let id = try context.parameters.require("id")
-        let body = try await request.body.collect(upTo: 64 * 1024)
-        let who = body.readableBytes == 0 ? token.name : try decodeStrict(AcknowledgeRequest.self, body, name: "acknowledge").by
+        try requireMediaType(.json, request)
+        let body = try await request.body.collect(upTo: smallDocumentBytes)
+        let who = body.readableBytes == 0 ? token.name : try decodeStrictJSON(AcknowledgeRequest.self, body, name: "acknowledge").by
         return try json(try await collector.acknowledge(alertId: id, by: who, now: now()))
     }
     router.get("/v1/receivers") { request, _ -> Response in
@@ -234,7 +247,7 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
         do {
             try await collector.store.ping()
         } catch {
-            throw APIError(503, "store_unavailable", "the store does not answer (\(collector.store.summary)): \(error)")
+            throw APIError(503, "store_unavailable", "the store does not answer (\(collector.store.summary)): \(error)", retryAfterSeconds: 2)
         }
         return try json(["status": "ready"])
     }
@@ -266,7 +279,8 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as StoreError {
             // The database is unreachable or refused the statement: the request can be tried again later.
             logger.error("store failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
-            return errorResponse(APIError(503, "store_unavailable", "the collector's store cannot answer now; try again: \(error)"))
+            return errorResponse(
+                APIError(503, "store_unavailable", "the collector's store cannot answer now; try again: \(error)", retryAfterSeconds: 2))
         } catch is NIOTooManyBytesError {
             return errorResponse(APIError(413, "too_large", "the request body is larger than the collector accepts (limits.maxBodyBytes)"))
         } catch let error as HTTPError {
@@ -294,6 +308,8 @@ func errorResponse(_ error: APIError) -> Response {
         (try? JSONEncoder.sorted.encode(ErrorBody(code: error.code, message: error.message, field: error.field, reason: error.reason))) ?? Data()
     var headers: HTTPFields = [.contentType: "application/json"]
     if error.status == 401 { headers[.wwwAuthenticate] = "Bearer" }
+    if error.status == 403, error.code == "forbidden" { headers[AuthFailureMiddleware.failureMark] = "1" }
+    if error.status == 503 || error.status == 429, let seconds = error.retryAfterSeconds { headers[.retryAfter] = "\(seconds)" }
     return Response(status: .init(code: error.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
 }
 

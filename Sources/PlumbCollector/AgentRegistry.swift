@@ -14,7 +14,11 @@ actor AgentRegistry {
     let configuration: CollectorConfiguration
     let verifier: IdentityVerification
     let logger: Logger
-    private(set) var agents: [String: AgentRecord] = [:]
+    private(set) var agents: [String: AgentRecord] = [:] {
+        didSet { tokenHashes = nil }
+    }
+    /// The token hashes of `agents`, built when first asked after a change.
+    private var tokenHashes: Set<String>?
     private(set) var revision: Int64 = -1
 
     init(store: any Store, configuration: CollectorConfiguration, verifier: IdentityVerification, logger: Logger) {
@@ -189,6 +193,29 @@ actor AgentRegistry {
             logger.error("cannot record a refused registration", metadata: ["error": "\(error)"])
         }
         throw refused.apiError
+    }
+
+    /// Whether `bearer` may register anything: the enrollment token, or the token of an agent the store holds (a
+    /// re-registration). Asked before the body is read, so an unknown bearer costs a hash and a lookup; the store is
+    /// asked only when another collector registered agents since the cache was loaded.
+    func mayRegister(bearer: String) async throws -> Bool {
+        let hash = hexString(SHA256.hash(Array(bearer.utf8)))
+        if let enrollment = configuration.enrollmentToken,
+            constantTimeEqual(Array(hexString(SHA256.hash(Array(enrollment.utf8))).utf8), Array(hash.utf8))
+        {
+            return true
+        }
+        guard bearer.hasPrefix("plumb_") else { return false }
+        if knownTokenHashes().contains(hash) { return true }
+        _ = try await reload(revision: try await store.marks().agentsRevision)
+        return knownTokenHashes().contains(hash)
+    }
+
+    private func knownTokenHashes() -> Set<String> {
+        if let tokenHashes { return tokenHashes }
+        let built = Set(agents.values.map(\.tokenHash))
+        tokenHashes = built
+        return built
     }
 
     /// The agent a bearer token belongs to, when it is that agent's token. Unknown agents and wrong tokens answer

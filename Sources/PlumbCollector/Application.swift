@@ -80,22 +80,37 @@ public func buildApplication(
     configuration: CollectorConfiguration, store: any Store, logger: Logger, registry: PrometheusCollectorRegistry,
     reloader: CollectorReloader = CollectorReloader(), onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) async throws -> some ApplicationProtocol {
-    var server = HTTPServerBuilder.http1()
+    // A connection idle (or still sending its request head) for idleTimeoutSeconds is closed; at most maxConnections
+    // are served at once, the rest wait in the backlog, so the collector never runs out of descriptors in accept.
+    let channel = HTTP1Channel.Configuration(idleTimeout: .milliseconds(Int64(configuration.idleTimeoutSeconds * 1000)))
+    var server = HTTPServerBuilder.http1(configuration: channel)
     if let files = configuration.tls {
         let tls = try await ServerTLS.open(files: files, logger: logger, metrics: PrometheusMetricsFactory(registry: registry))
         reloader.add("tls") { await tls.reload() }
-        server = .http1(tls: tls)
+        server = .http1(tls: tls, configuration: channel)
     }
+    let maxConnections = configuration.maxConnections ?? defaultMaxConnections()
     let collector = Collector(store: store, configuration: configuration, logger: logger)
     try await collector.start(now: wallClockMilliseconds())
     reloader.add("operator tokens") { collector.reloadTokens(force: true) }
     let router = buildRouter(collector: collector, configuration: configuration, registry: registry)
     return Application(
         router: router, server: server,
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "plumb-collector"),
+        configuration: .init(
+            address: .hostname(configuration.host, port: configuration.port), serverName: "plumb-collector",
+            availableConnectionsDelegate: .maximum(maxConnections, logger: logger)),
         services: [
             EvaluationService(collector: collector, interval: .milliseconds(Int(configuration.evaluationIntervalSeconds * 1000)), logger: logger),
             Notifier(collector: collector, store: store, receivers: configuration.receivers, logger: logger),
         ],
         onServerRunning: onServerRunning, logger: logger)
+}
+
+/// The connections served at once when the configuration does not say: the descriptor limit less 128 for the store,
+/// webhooks, files and the listener, between 16 and 10,000.
+func defaultMaxConnections() -> Int {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1_000 }
+    let soft = Int(min(limit.rlim_cur, 1_000_000))
+    return min(10_000, max(16, soft - 128))
 }

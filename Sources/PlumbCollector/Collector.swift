@@ -6,6 +6,7 @@ import PlumbModelIO
 import PlumbProbes
 import PlumbStore
 import PlumbWire
+import Synchronization
 
 /// Errors the API turns into JSON answers: `{"error": {"code", "message", "field"}}` with `status`.
 public struct APIError: Error, Sendable, CustomStringConvertible {
@@ -15,12 +16,15 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     public var field: String?
     /// Which check refused an identity claim (`identity_refused` only).
     public var reason: String?
+    /// Seconds the client should wait before trying again (`Retry-After` on 429 and 503).
+    public var retryAfterSeconds: Int?
 
-    public init(_ status: Int, _ code: String, _ message: String, field: String? = nil) {
+    public init(_ status: Int, _ code: String, _ message: String, field: String? = nil, retryAfterSeconds: Int? = nil) {
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        self.retryAfterSeconds = retryAfterSeconds
     }
 
     public var description: String { "\(status) \(code): \(message)" }
@@ -56,6 +60,10 @@ public actor Collector {
     let evaluator: Evaluator
     /// The operator tokens in force (re-read at each sync when the file changed, and on SIGHUP).
     public let operatorTokens: OperatorTokens
+    /// Failed authentications, counted and slowed per source.
+    let authFailures: AuthFailureGuard
+    /// Whether a topology document from a request is being read now.
+    private let modelReads = Mutex(false)
     private let leadership: any Leadership
     private var leading = false
     private var leaderSince: Int64 = 0
@@ -98,6 +106,7 @@ public actor Collector {
             operatorTokens = (try? OperatorTokens(operatorToken: configuration.operatorToken, path: nil)) ?? Self.noTokens
         }
         evaluator = Evaluator(store: store, configuration: configuration, logger: logger, metrics: metrics)
+        authFailures = AuthFailureGuard(logger: logger)
         leadership = store.leadership(collectorId: self.collectorId)
     }
 
@@ -204,29 +213,50 @@ public actor Collector {
 
     // MARK: - Topology
 
-    /// Validates a topology document: errors and warnings, with locations.
-    public func validate(_ text: String, file: String) -> (topology: Topology?, diagnostics: [Diagnostic]) {
-        let loaded = ModelLoader.load(text: text, file: file)
+    /// Validates a topology document: errors and warnings, with locations. The work is bounded by
+    /// `configuration.modelLimits`, and runs on the control pool, not on a request's thread.
+    public nonisolated func validate(_ text: String, file: String) async -> (topology: Topology?, diagnostics: [Diagnostic]) {
+        let limits = configuration.modelLimits
+        let loaded = await BlockingPool.control.run { ModelLoader.load(text: text, file: file, limits: limits) }
         return (loaded.topology, loaded.diagnostics)
+    }
+
+    /// `validate` for a request: one document is read at a time, so a burst of large models costs one parse of
+    /// memory, not many; a request that finds a read under way answers 503 with `Retry-After: 1`.
+    public nonisolated func validateForRequest(_ text: String, file: String) async throws -> (topology: Topology?, diagnostics: [Diagnostic]) {
+        let acquired = modelReads.withLock { busy -> Bool in
+            if busy { return false }
+            busy = true
+            return true
+        }
+        guard acquired else {
+            throw APIError(503, "busy", "another topology document is being read; try again in a second", retryAfterSeconds: 1)
+        }
+        defer { modelReads.withLock { $0 = false } }
+        return await validate(text, file: file)
     }
 
     /// Stores and activates a new topology version; 422 with every problem when it is invalid. The other collectors
     /// activate it at their next sync.
     public func putTopology(_ text: String, format: String, file: String, author: String, now: Int64, comment: String? = nil) async throws -> Int {
-        let (topology, diagnostics) = validate(text, file: file)
-        guard topology != nil, !diagnostics.hasErrors else {
+        let (topology, diagnostics) = try await validateForRequest(text, file: file)
+        guard let topology, !diagnostics.hasErrors else {
             let errors = diagnostics.filter { $0.severity == .error }.prefix(20).map(\.description)
             throw APIError(422, "invalid_topology", errors.joined(separator: "\n"), field: "body")
         }
         let version = try await store.saveTopology(document: text, format: format, author: author, comment: comment, at: now)
-        try await activate(text, format: format, file: file, version: version, now: now)
+        try await activate(topology, version: version, now: now)
         logger.info("topology activated", metadata: ["version": "\(version)", "author": "\(author)"])
         return version
     }
 
     private func activate(_ text: String, format: String, file: String, version: Int, now: Int64) async throws {
-        let (topology, diagnostics) = validate(text, file: file)
+        let (topology, diagnostics) = await validate(text, file: file)
         guard let topology, !diagnostics.hasErrors else { throw APIError(422, "invalid_topology", "the stored topology is invalid") }
+        try await activate(topology, version: version, now: now)
+    }
+
+    private func activate(_ topology: Topology, version: Int, now: Int64) async throws {
         model = LiveModel(version: version, topology: topology, network: Network(topology))
         try await replan(now: now)
     }
@@ -246,6 +276,12 @@ public actor Collector {
         snapshot.agents[registered.record.agentId] = registered.record
         await evaluator.apply(snapshot, now: now)
         return registered.response
+    }
+
+    /// Whether `bearer` may register at all (the enrollment token, or some agent's own token): checked before the body
+    /// is read.
+    public func mayRegister(bearer: String) async throws -> Bool {
+        try await registry.mayRegister(bearer: bearer)
     }
 
     /// The agent a bearer token belongs to, when it is that agent's token.
@@ -406,7 +442,7 @@ public actor Collector {
             outcome = try await store.ingest(report, body: body, receivedAt: now)
         } catch {
             logger.error("a report could not be stored", metadata: ["agent": "\(agentId)", "error": "\(error)"])
-            throw APIError(503, "store_unavailable", "the store cannot take the report now; keep it and send it again")
+            throw APIError(503, "store_unavailable", "the store cannot take the report now; keep it and send it again", retryAfterSeconds: 2)
         }
         guard outcome == .stored else {
             metrics.duplicates.increment()

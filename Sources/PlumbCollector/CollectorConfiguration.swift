@@ -123,6 +123,16 @@ public struct CollectorConfiguration: Sendable {
     public var maxBodyBytes = 4 * 1024 * 1024
     public var maxResultsPerReport = 5_000
     public var maxReportsPerSecondPerAgent = 20.0
+    /// Values a topology document sent to the API may hold (estimated before it is parsed), and the bounds on its YAML
+    /// aliases: one document is read at a time, at a bounded cost.
+    public var modelLimits = DocumentLimits(maxValues: 1_000_000)
+    /// Seconds a request waits for the store before it answers 503 with `Retry-After`.
+    public var storeTimeoutSeconds = 2.0
+    /// Open connections served at once; more wait in the listen backlog. Nil: the descriptor limit less a reserve
+    /// for the store, webhooks and files.
+    public var maxConnections: Int?
+    /// Seconds a connection may stay open without a request (also the time a client has to send a request's head).
+    public var idleTimeoutSeconds = 30.0
     /// The bounds every report value is held to at the door (times, counts, durations, sequence steps).
     public var reportLimits = ReportLimits()
     /// Probe interval and timeout given to agents (the model's `probing` wins when set).
@@ -158,6 +168,10 @@ public struct CollectorConfiguration: Sendable {
             var maxBodyBytes: Int?
             var maxResultsPerReport: Int?
             var maxReportsPerSecondPerAgent: Double?
+            var maxModelValues: Int?
+            var storeTimeoutSeconds: Double?
+            var maxConnections: Int?
+            var idleTimeoutSeconds: Double?
         }
         struct Agents: Decodable {
             var probeIntervalMs: Int?
@@ -244,6 +258,10 @@ public struct CollectorConfiguration: Sendable {
             configuration.maxBodyBytes = limits.maxBodyBytes ?? configuration.maxBodyBytes
             configuration.maxResultsPerReport = limits.maxResultsPerReport ?? configuration.maxResultsPerReport
             configuration.maxReportsPerSecondPerAgent = limits.maxReportsPerSecondPerAgent ?? configuration.maxReportsPerSecondPerAgent
+            configuration.modelLimits.maxValues = limits.maxModelValues ?? configuration.modelLimits.maxValues
+            configuration.storeTimeoutSeconds = limits.storeTimeoutSeconds ?? configuration.storeTimeoutSeconds
+            configuration.maxConnections = limits.maxConnections ?? configuration.maxConnections
+            configuration.idleTimeoutSeconds = limits.idleTimeoutSeconds ?? configuration.idleTimeoutSeconds
         }
         if let agents = file.agents {
             configuration.probeIntervalMs = agents.probeIntervalMs ?? configuration.probeIntervalMs
@@ -325,6 +343,12 @@ public struct CollectorConfiguration: Sendable {
                         + "\(tls.certificateFile == nil ? "certificateFile" : "keyFile") is missing")
             }
         }
+        if modelLimits.maxValues < 1_000 { problems.append("\(source): limits.maxModelValues must be at least 1000") }
+        if storeTimeoutSeconds < 0.1 || storeTimeoutSeconds > 60 {
+            problems.append("\(source): limits.storeTimeoutSeconds must be between 0.1 and 60")
+        }
+        if let maxConnections, maxConnections < 4 { problems.append("\(source): limits.maxConnections must be at least 4") }
+        if idleTimeoutSeconds < 1 { problems.append("\(source): limits.idleTimeoutSeconds must be at least 1") }
         if evaluationIntervalSeconds < 0.1 { problems.append("\(source): evaluation.intervalSeconds must be at least 0.1") }
         do {
             _ = try IdentityVerification(settings: identity, listenHost: host)

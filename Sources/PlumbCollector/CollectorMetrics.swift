@@ -286,6 +286,7 @@ public let metricHelp: [String: String] = [
     "plumb_reports_ingested_total": "Reports stored by this collector (duplicates excluded).",
     "plumb_results_ingested_total": "Probe results in the reports stored by this collector.",
     "plumb_reports_duplicate_total": "Reports received again (a retry or a replay) and acknowledged without storing.",
+    "plumb_auth_failures_total": "Requests refused for a missing or wrong token (401, or 403 for a token that is not an operator token), per route.",
     "plumb_reports_refused_total":
         "Reports refused with 422 for a value outside its meaning (a time, a count, a duration, a sequence); never stored.",
     "plumb_reports_skipped_total": "Stored reports the leader's evaluation skipped because a value in them cannot be evaluated; logged.",

@@ -28,9 +28,9 @@ struct ReloadingTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
 
 extension HTTPServerBuilder {
     /// HTTP/1.1 over TLS, with the certificate `tls` holds at each connection's start.
-    static func http1(tls: ServerTLS) -> HTTPServerBuilder {
+    static func http1(tls: ServerTLS, configuration: HTTP1Channel.Configuration) -> HTTPServerBuilder {
         .init { responder in
-            ReloadingTLSChannel(base: HTTP1Channel(responder: responder), tls: tls)
+            ReloadingTLSChannel(base: HTTP1Channel(responder: responder, configuration: configuration), tls: tls)
         }
     }
 }

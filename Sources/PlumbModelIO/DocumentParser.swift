@@ -2,10 +2,32 @@ import Foundation
 import PlumbCore
 import Yams
 
+/// How much work one document may cost. A YAML alias reads its anchor's value again, so a few hundred bytes of nested
+/// aliases can stand for billions of values; these bounds keep parsing linear in the text.
+public struct DocumentLimits: Sendable, Hashable {
+    /// Values (scalars, lists, mappings) the text may hold, estimated from its separators before it is parsed.
+    public var maxValues: Int
+    /// Aliases (`*name`) in the text.
+    public var maxAliases: Int
+    /// Values read again through aliases, in all.
+    public var maxAliasedValues: Int
+
+    public init(maxValues: Int = 4_000_000, maxAliases: Int = 10_000, maxAliasedValues: Int = 100_000) {
+        self.maxValues = maxValues
+        self.maxAliases = maxAliases
+        self.maxAliasedValues = maxAliasedValues
+    }
+
+    /// Files a person reads with the command line (up to 64 MiB).
+    public static let files = DocumentLimits()
+}
+
 /// Parses YAML or JSON text into a located ``DocumentNode`` tree.
 public enum DocumentParser {
-    /// Parses `text`; `file` names it in locations. Problems come back as diagnostics, never as a crash.
-    public static func parse(_ text: String, file: String) -> (node: DocumentNode?, diagnostics: [Diagnostic]) {
+    /// Parses `text`; `file` names it in locations. Problems come back as diagnostics, never as a crash, and the work
+    /// is bounded by `limits` (aliases included).
+    public static func parse(_ text: String, file: String, limits: DocumentLimits = .files) -> (node: DocumentNode?, diagnostics: [Diagnostic]) {
+        if let refusal = YAMLPrescan.check(text, file: file, limits: limits) { return (nil, [refusal]) }
         if text.utf8.contains(0) {
             return (
                 nil,
@@ -20,9 +42,9 @@ public enum DocumentParser {
             guard let root = try Yams.compose(yaml: text) else {
                 return (nil, [Diagnostic(.error, at: SourceLocation(file: file, line: 1, column: 1), code: "malformed", "the document is empty")])
             }
-            var diagnostics: [Diagnostic] = []
-            let node = convert(root, file: file, diagnostics: &diagnostics)
-            return (node, diagnostics)
+            var conversion = Conversion(file: file, maxAliasedValues: limits.maxAliasedValues)
+            let node = conversion.convert(root)
+            return (node, conversion.diagnostics)
         } catch let error as YamlError {
             return (nil, [diagnostic(for: error, file: file)])
         } catch {
@@ -48,36 +70,98 @@ public enum DocumentParser {
         }
     }
 
-    static func convert(_ node: Node, file: String, diagnostics: inout [Diagnostic]) -> DocumentNode {
+    /// Yams' tree into located nodes. An alias comes back from Yams as a copy of its anchor's value, with the
+    /// anchor's position: a list or mapping met again at a position already converted is such a copy, and the values
+    /// read through copies are counted against `maxAliasedValues`, so expanding them stays bounded.
+    struct Conversion {
+        let file: String
+        let maxAliasedValues: Int
+        var diagnostics: [Diagnostic] = []
+        var seenCollections: Set<Position> = []
+        var aliasDepth = 0
+        var aliasedValues = 0
+        var exhausted = false
+
+        struct Position: Hashable {
+            var line: Int
+            var column: Int
+            var mapping: Bool
+        }
+
+        init(file: String, maxAliasedValues: Int) {
+            self.file = file
+            self.maxAliasedValues = maxAliasedValues
+        }
+
         func location(_ mark: Mark?) -> SourceLocation {
             SourceLocation(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1)
         }
-        switch node {
-        case .scalar(let scalar):
-            let quoted = scalar.style == .singleQuoted || scalar.style == .doubleQuoted
-            if !quoted && ["", "~", "null", "Null", "NULL"].contains(scalar.string) {
-                return DocumentNode(.null, at: location(scalar.mark))
+
+        /// Counts one value; false once the aliases have cost more than allowed (reported once).
+        mutating func count(_ mark: Mark?) -> Bool {
+            guard aliasDepth > 0 else { return true }
+            if exhausted { return false }
+            aliasedValues += 1
+            guard aliasedValues <= maxAliasedValues else {
+                exhausted = true
+                diagnostics.append(
+                    Diagnostic(
+                        .error, at: location(mark), code: "too-large",
+                        "YAML aliases (*name) here expand to more than \(maxAliasedValues) values; write the values out or use fewer aliases"))
+                return false
             }
-            return DocumentNode(.scalar(scalar.string, quoted: quoted), at: location(scalar.mark))
-        case .sequence(let sequence):
-            return DocumentNode(.sequence(sequence.map { convert($0, file: file, diagnostics: &diagnostics) }), at: location(sequence.mark))
-        case .mapping(let mapping):
-            var entries: [DocumentNode.Entry] = []
-            for (key, value) in mapping {
-                guard case .scalar(let keyScalar) = key else {
-                    diagnostics.append(
-                        Diagnostic(.error, at: location(key.mark), code: "malformed", "mapping keys must be plain text, not a list or mapping"))
-                    continue
+            return true
+        }
+
+        mutating func convert(_ node: Node) -> DocumentNode {
+            switch node {
+            case .scalar(let scalar):
+                guard count(scalar.mark) else { return DocumentNode(.null, at: location(scalar.mark)) }
+                let quoted = scalar.style == .singleQuoted || scalar.style == .doubleQuoted
+                if !quoted && ["", "~", "null", "Null", "NULL"].contains(scalar.string) {
+                    return DocumentNode(.null, at: location(scalar.mark))
                 }
-                entries.append(
-                    DocumentNode.Entry(
-                        key: keyScalar.string, keyLocation: location(keyScalar.mark), value: convert(value, file: file, diagnostics: &diagnostics)))
+                return DocumentNode(.scalar(scalar.string, quoted: quoted), at: location(scalar.mark))
+            case .sequence(let sequence):
+                guard count(sequence.mark) else { return DocumentNode(.null, at: location(sequence.mark)) }
+                let again = enter(sequence.mark, mapping: false)
+                defer { if again { aliasDepth -= 1 } }
+                var items: [DocumentNode] = []
+                items.reserveCapacity(sequence.count)
+                for item in sequence {
+                    items.append(convert(item))
+                    if exhausted { break }
+                }
+                return DocumentNode(.sequence(items), at: location(sequence.mark))
+            case .mapping(let mapping):
+                guard count(mapping.mark) else { return DocumentNode(.null, at: location(mapping.mark)) }
+                let again = enter(mapping.mark, mapping: true)
+                defer { if again { aliasDepth -= 1 } }
+                var entries: [DocumentNode.Entry] = []
+                for (key, value) in mapping {
+                    if exhausted { break }
+                    guard case .scalar(let keyScalar) = key else {
+                        diagnostics.append(
+                            Diagnostic(.error, at: location(key.mark), code: "malformed", "mapping keys must be plain text, not a list or mapping"))
+                        continue
+                    }
+                    entries.append(DocumentNode.Entry(key: keyScalar.string, keyLocation: location(keyScalar.mark), value: convert(value)))
+                }
+                return DocumentNode(.mapping(entries), at: location(mapping.mark))
+            case .alias(let alias):
+                diagnostics.append(
+                    Diagnostic(
+                        .error, at: location(alias.mark), code: "malformed", "YAML aliases (*name) are not supported here; write the value out"))
+                return DocumentNode(.null, at: location(alias.mark))
             }
-            return DocumentNode(.mapping(entries), at: location(mapping.mark))
-        case .alias(let alias):
-            diagnostics.append(
-                Diagnostic(.error, at: location(alias.mark), code: "malformed", "YAML aliases (*name) are not supported; write the value out"))
-            return DocumentNode(.null, at: location(alias.mark))
+        }
+
+        /// Notes a collection's position; true (and one level deeper in aliases) when it was converted before.
+        mutating func enter(_ mark: Mark?, mapping: Bool) -> Bool {
+            guard let mark else { return false }
+            if seenCollections.insert(Position(line: mark.line, column: mark.column, mapping: mapping)).inserted { return false }
+            aliasDepth += 1
+            return true
         }
     }
 }

@@ -29,8 +29,8 @@ public enum ModelLoader {
     }
 
     /// Decodes and validates model text; `file` names it in diagnostics.
-    public static func load(text: String, file: String) -> LoadedModel {
-        let parsed = DocumentParser.parse(text, file: file)
+    public static func load(text: String, file: String, limits: DocumentLimits = .files) -> LoadedModel {
+        let parsed = DocumentParser.parse(text, file: file, limits: limits)
         guard let node = parsed.node else { return LoadedModel(topology: nil, diagnostics: parsed.diagnostics, sourceMap: SourceMap(file: file)) }
         let decoded = DocumentDecoder.decode(Topology.self, from: node)
         var diagnostics = parsed.diagnostics + decoded.diagnostics

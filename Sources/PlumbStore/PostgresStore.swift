@@ -203,12 +203,16 @@ public actor PostgresStore: Store {
         let (client, logger) = (self.client, self.logger)
         do {
             guard let connection else {
-                return try await PostgresSupport.withDeadline(Self.statementTimeout) { try await client.query(query, logger: logger).collect() }
+                return try await PostgresSupport.withDeadline(StoreDeadline.timeout(within: Self.statementTimeout)) {
+                    try await client.query(query, logger: logger).collect()
+                }
             }
             // A query written to a connection that has closed is never answered (postgres-nio 1.33), and the server may
             // end a session in the middle of a transaction.
             guard !connection.isClosed else { throw PostgresSupport.Closed() }
-            return try await PostgresSupport.withDeadline(Self.statementTimeout, onTimeout: { connection.close().whenComplete { _ in } }) {
+            return try await PostgresSupport.withDeadline(
+                StoreDeadline.timeout(within: Self.statementTimeout), onTimeout: { connection.close().whenComplete { _ in } }
+            ) {
                 try await connection.query(query, logger: logger).collect()
             }
         } catch {
@@ -221,6 +225,17 @@ public actor PostgresStore: Store {
     }
 
     /// Runs `body` in one transaction on one pooled connection: committed when it returns, rolled back when it throws.
+    /// Runs `operation`, but when the task has a store wait (a request's), returns at it with a `StoreError`: the
+    /// operation is cancelled (a wait for a pooled connection ends with it) and left to finish on its own.
+    private func bounded<T: Sendable>(_ what: String, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        guard let wait = StoreDeadline.current else { return try await operation() }
+        do {
+            return try await PostgresSupport.withDeadline(wait) { try await operation() }
+        } catch let timeout as PostgresSupport.Timeout {
+            throw StoreError.query(what, "\(timeout) (the database is unreachable or busy)")
+        }
+    }
+
     private func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         do {
             return try await client.withConnection { connection in
@@ -322,7 +337,7 @@ public actor PostgresStore: Store {
     public func ping() async throws {
         // The pool may wait for a connection it cannot make; readiness wants an answer now.
         do {
-            try await PostgresSupport.withDeadline(Self.connectTimeout) { [client] in
+            try await PostgresSupport.withDeadline(StoreDeadline.timeout(within: Self.connectTimeout)) { [client] in
                 _ = try await client.query("SELECT 1").collect()
             }
         } catch {
@@ -344,6 +359,10 @@ public actor PostgresStore: Store {
     // MARK: - Agents
 
     public func saveAgent(_ agent: AgentRecord) async throws {
+        try await bounded("saving an agent") { try await self.saveAgentNow(agent) }
+    }
+
+    private func saveAgentNow(_ agent: AgentRecord) async throws {
         let registration = try json(agent.registration)
         let verification = try agent.verification.map { try json($0) }
         try await transaction { connection in
@@ -403,6 +422,12 @@ public actor PostgresStore: Store {
     // MARK: - Topology and plans
 
     public func saveTopology(document: String, format: String, author: String, comment: String?, at: Int64) async throws -> Int {
+        try await bounded("saving a topology version") {
+            try await self.saveTopologyNow(document: document, format: format, author: author, comment: comment, at: at)
+        }
+    }
+
+    private func saveTopologyNow(document: String, format: String, author: String, comment: String?, at: Int64) async throws -> Int {
         try await transaction { connection in
             try await run("SELECT pg_advisory_xact_lock($1)", binds(PostgresSchema.Lock.topology), on: connection)
             let rows = try await run(
@@ -462,6 +487,8 @@ public actor PostgresStore: Store {
         var body: String
         var receivedAt: Int64
         var continuation: CheckedContinuation<IngestOutcome, any Error>
+        /// The request's deadline: past it the report is not written, and the request has its 503.
+        var deadline: ContinuousClock.Instant?
     }
     private var pendingIngests: [PendingIngest] = []
     private var flushingIngests = false
@@ -471,9 +498,14 @@ public actor PostgresStore: Store {
     /// one; each caller returns once its report is committed. A batch that fails is retried report by report, so only
     /// a bad report gets the error.
     public func ingest(_ report: Report, body: String?, receivedAt: Int64) async throws -> IngestOutcome {
+        try await bounded("storing a report") { try await self.enqueueIngest(report, body: body, receivedAt: receivedAt) }
+    }
+
+    private func enqueueIngest(_ report: Report, body: String?, receivedAt: Int64) async throws -> IngestOutcome {
         let text = try body ?? json(report)
         return try await withCheckedThrowingContinuation { continuation in
-            pendingIngests.append(PendingIngest(report: report, body: text, receivedAt: receivedAt, continuation: continuation))
+            pendingIngests.append(
+                PendingIngest(report: report, body: text, receivedAt: receivedAt, continuation: continuation, deadline: StoreDeadline.deadline))
             if !flushingIngests {
                 flushingIngests = true
                 Task { await self.flushIngests() }
@@ -483,16 +515,32 @@ public actor PostgresStore: Store {
 
     private func flushIngests() async {
         while !pendingIngests.isEmpty {
+            // Reports whose requests have given up are not written: their agents keep them and send them again.
+            let now = ContinuousClock.now
+            pendingIngests.removeAll { item in
+                guard let deadline = item.deadline, deadline <= now else { return false }
+                item.continuation.resume(
+                    throwing: StoreError.query("storing a report", "no connection to the database within the request's deadline"))
+                return true
+            }
+            guard !pendingIngests.isEmpty else { break }
             let count = min(pendingIngests.count, Self.maxReportsPerCommit)
             let batch = Array(pendingIngests.prefix(count))
             pendingIngests.removeFirst(count)
+            // The batch's commit waits no longer than its most patient request.
+            let deadlines = batch.map(\.deadline)
+            let deadline = deadlines.contains(nil) ? nil : deadlines.compactMap { $0 }.max()
             do {
-                let outcomes = try await transaction { try await ingestBatch(batch, on: $0) }
+                let outcomes = try await StoreDeadline.$current.withValue(deadline.map { $0 - .now }) {
+                    try await transaction { try await self.ingestBatch(batch, on: $0) }
+                }
                 for (item, outcome) in zip(batch, outcomes) { item.continuation.resume(returning: outcome) }
-            } catch  where batch.count > 1 {
+            } catch let error as StoreError where batch.count > 1 && !error.isUnavailable {
                 for item in batch {
                     do {
-                        let outcome = try await transaction { try await ingestBatch([item], on: $0) }
+                        let outcome = try await StoreDeadline.$current.withValue(item.deadline.map { $0 - .now }) {
+                            try await transaction { try await self.ingestBatch([item], on: $0) }
+                        }
                         item.continuation.resume(returning: outcome[0])
                     } catch {
                         item.continuation.resume(throwing: error)
@@ -793,6 +841,10 @@ public actor PostgresStore: Store {
     // MARK: - Alerts
 
     public func saveAlert(_ alert: Alert, event: String, at: Int64, deliveries: [OutboxEntry]) async throws {
+        try await bounded("saving an alert") { try await self.saveAlertNow(alert, event: event, at: at, deliveries: deliveries) }
+    }
+
+    private func saveAlertNow(_ alert: Alert, event: String, at: Int64, deliveries: [OutboxEntry]) async throws {
         let body = try json(alert)
         try await transaction { connection in
             // Acknowledgement ids are drawn under a lock: a collector that read id N has seen every earlier one.

@@ -362,12 +362,37 @@ public enum StoreError: Error, CustomStringConvertible {
     /// A query failed.
     case query(String, String)
 
+    /// Whether the database could not be reached or did not answer in time (as opposed to refusing one statement):
+    /// trying the reports of a batch one by one would only wait again for each.
+    public var isUnavailable: Bool {
+        guard case .query(_, let reason) = self else { return true }
+        let lowered = reason.lowercased()
+        return ["within", "connection", "closed", "timed out", "timeout", "refused", "unreachable", "deadline"].contains { lowered.contains($0) }
+    }
+
     public var description: String {
         switch self {
         case .open(let path, let reason): return "cannot open the store at \(path): \(reason)"
         case .query(let what, let reason): return "store: \(what) failed: \(reason)"
         }
     }
+}
+
+/// How long the current task may wait for the store at each call: a request sets it (`limits.storeTimeoutSeconds`),
+/// and a store that would wait longer for a connection or an answer gives up with a `StoreError`, so the request
+/// answers 503 instead of hanging for the length of a database outage. Work without one (the leader's loop) keeps the
+/// store's own timeouts.
+public enum StoreDeadline {
+    @TaskLocal public static var current: Duration?
+
+    /// `limit`, or the task's wait when it is shorter.
+    public static func timeout(within limit: Duration) -> Duration {
+        guard let current else { return limit }
+        return max(.milliseconds(10), min(limit, current))
+    }
+
+    /// When a wait that starts now must end (nil without a task wait).
+    public static var deadline: ContinuousClock.Instant? { current.map { ContinuousClock.now + $0 } }
 }
 
 /// The collector's storage. SQLite implements it (the embedded default); a PostgreSQL implementation can drop in:
