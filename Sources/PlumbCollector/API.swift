@@ -249,6 +249,11 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
         } catch {
             throw APIError(503, "store_unavailable", "the store does not answer (\(collector.store.summary)): \(error)", retryAfterSeconds: 2)
         }
+        if let reason = await collector.degraded {
+            throw APIError(
+                503, "collector_degraded", "the collector cannot store what it receives (\(collector.store.summary)): \(reason)", retryAfterSeconds: 5
+            )
+        }
         return try json(["status": "ready"])
     }
     router.get("/v1/status") { request, _ -> Response in

@@ -76,6 +76,10 @@ public actor Collector {
     private var lastReplanCost: Duration = .zero
     private var lastReplanAt = ContinuousClock.now
     private var storeReachable = true
+    /// The last write this collector could not make (a report, or the leader's evaluation), and the last that
+    /// succeeded: while the failure is the newer, the collector is degraded (`/readyz` 503, `plumb_collector_degraded`).
+    private var lastWriteFailure: (atMs: Int64, what: String)?
+    private var lastWriteSuccessMs: Int64 = 0
     /// What each agent's last report to this collector said about the agent (`/metrics`).
     private var agentHealth: [String: AgentHealth] = [:]
 
@@ -123,6 +127,11 @@ public actor Collector {
     /// plans, then takes the lead if it is free.
     public func start(now: Int64) async throws {
         metrics.declare(receivers: configuration.receivers.map(\.name))
+        metrics.degraded.record(0)
+        AuthFailureGuard.declare(
+            routes: apiRoutes.filter { !AuthFailureMiddleware.open.contains($0.path) && !$0.path.hasPrefix("/assets") }.map {
+                "\($0.method) \($0.path)"
+            })
         _ = try await registry.reload(revision: try await store.marks().agentsRevision)
         var document: (text: String, format: String, version: Int)?
         if let stored = try await store.latestTopology() { document = (stored.document, stored.format, stored.version) }
@@ -208,7 +217,7 @@ public actor Collector {
         return CollectorStatus(
             collectorId: collectorId, role: leading ? "leader" : "follower", leaderId: leading ? collectorId : leader?.collectorId,
             leaderConfirmedAtMs: leading ? nil : leader?.confirmedAtMs, topologyVersion: model?.version, store: store.summary,
-            storeReachable: storeReachable, agents: await registry.agents.count)
+            storeReachable: storeReachable, agents: await registry.agents.count, degraded: degraded)
     }
 
     // MARK: - Topology
@@ -441,9 +450,11 @@ public actor Collector {
         do {
             outcome = try await store.ingest(report, body: body, receivedAt: now)
         } catch {
-            logger.error("a report could not be stored", metadata: ["agent": "\(agentId)", "error": "\(error)"])
+            noteWriteFailure("storing a report: \(error)", now: now)
+            await evaluator.noteUnstored(agentId: agentId, now: now)
             throw APIError(503, "store_unavailable", "the store cannot take the report now; keep it and send it again", retryAfterSeconds: 2)
         }
+        noteWriteSuccess(now: now)
         guard outcome == .stored else {
             metrics.duplicates.increment()
             return ReportAcknowledgement(sequence: report.sequence, stored: false)
@@ -455,6 +466,32 @@ public actor Collector {
             receivedAtMs: now, planId: report.planId, spoolBatches: report.spoolBatches, droppedResults: report.dropped.results)
         if let identity = report.identity, try await registry.updateIdentity(identity, of: agentId) { plansStale = true }
         return ReportAcknowledgement(sequence: report.sequence, stored: true)
+    }
+
+    // MARK: - Degraded
+
+    /// Why this collector cannot do its work now (its store refuses writes or does not answer), or nil.
+    public var degraded: String? {
+        guard let failure = lastWriteFailure, failure.atMs >= lastWriteSuccessMs else { return nil }
+        return failure.what
+    }
+
+    private func noteWriteFailure(_ what: String, now: Int64) {
+        if degraded == nil {
+            logger.error(
+                "collector degraded: its store refuses writes or does not answer; agents keep their reports and send them again",
+                metadata: ["error": "\(what)", "store": "\(store.summary)"])
+        }
+        lastWriteFailure = (now, what)
+        metrics.degraded.record(1)
+    }
+
+    private func noteWriteSuccess(now: Int64) {
+        if let failure = lastWriteFailure, failure.atMs >= lastWriteSuccessMs {
+            logger.notice("collector recovered: the store takes writes again", metadata: ["degradedForSeconds": "\((now - failure.atMs) / 1000)"])
+            metrics.degraded.record(0)
+        }
+        lastWriteSuccessMs = max(lastWriteSuccessMs, now)
     }
 
     // MARK: - Metrics
@@ -485,8 +522,15 @@ public actor Collector {
         try await replanIfNeeded(now: now)
         guard leading else { return [] }
         try await takeLeadIfNeeded(now: now)
-        try await evaluator.readFeed(now: now)
-        return try await evaluator.evaluate(now: now, receivers: configuration.receivers)
+        do {
+            try await evaluator.readFeed(now: now)
+            let changes = try await evaluator.evaluate(now: now, receivers: configuration.receivers)
+            noteWriteSuccess(now: now)
+            return changes
+        } catch {
+            noteWriteFailure("the evaluation: \(error)", now: now)
+            throw error
+        }
     }
 
     /// The findings now, without changing anything (a follower's from what the leader stored).
@@ -563,6 +607,8 @@ public struct CollectorStatus: Sendable, Codable, Hashable {
     public var store: String
     public var storeReachable: Bool
     public var agents: Int
+    /// Why the collector cannot do its work now (its store refuses writes or does not answer); absent when it can.
+    public var degraded: String? = nil
 }
 
 extension JSONEncoder {

@@ -34,6 +34,8 @@ public struct CollectorMetrics: Sendable {
     /// 1 while this collector leads (evaluates and delivers), 0 while it follows.
     let leader = Gauge(label: "plumb_collector_leader")
     let storeBytes = Gauge(label: "plumb_store_size_bytes")
+    /// 1 while this collector's store refuses its writes or does not answer (`/readyz` says 503).
+    let degraded = Gauge(label: "plumb_collector_degraded")
 
     /// Creates the handles.
     public init() {}
@@ -286,6 +288,7 @@ public let metricHelp: [String: String] = [
     "plumb_reports_ingested_total": "Reports stored by this collector (duplicates excluded).",
     "plumb_results_ingested_total": "Probe results in the reports stored by this collector.",
     "plumb_reports_duplicate_total": "Reports received again (a retry or a replay) and acknowledged without storing.",
+    "plumb_collector_degraded": "1 while this collector's store refuses its writes (a report, the evaluation) or does not answer; /readyz says 503.",
     "plumb_auth_failures_total": "Requests refused for a missing or wrong token (401, or 403 for a token that is not an operator token), per route.",
     "plumb_reports_refused_total":
         "Reports refused with 422 for a value outside its meaning (a time, a count, a duration, a sequence); never stored.",

@@ -41,6 +41,9 @@ actor Evaluator {
     private var heldUntil: [String: Int64] = [:]
     private var historyBefore: [String: Int64] = [:]  // per agent, in its clock: results started earlier are history
     private var acknowledgementsSeen: Int64 = 0
+    /// Alert changes the book has made that the store has not taken yet, in order, with their times: written before
+    /// anything newer, so a `resolved` never goes out for a `firing` that was not stored (and sent).
+    private var unsaved: [(change: AlertChange, atMs: Int64)] = []
     /// Refused registrations of the last `identity.conflictSeconds`, read from the store at each evaluation (any
     /// collector may have refused them).
     private var refusals: [RegistrationRefusal] = []
@@ -93,6 +96,7 @@ actor Evaluator {
             repeats.notified(receiver: delivery.receiver, alertId: delivery.alertId, at: delivery.createdAtMs)
         }
         acknowledgementsSeen = try await store.marks().acknowledgement
+        unsaved = []
         let newest = snapshot.agents.values.map(\.lastSeenAtMs).max() ?? now
         // Nobody was heard for a while: the collectors were away (all of them), so the agents get a new window too.
         let grace = freshStart || now - newest > lateMs
@@ -107,9 +111,11 @@ actor Evaluator {
         prune()
     }
 
-    /// Leaves the lead: forgets the leader's state (the store holds it).
+    /// Leaves the lead: forgets the leader's state (the store holds it; changes it did not take are the next
+    /// leader's to find again).
     func leaveLead() {
         active = false
+        unsaved = []
         readOnlyLoadedAt = nil
     }
 
@@ -314,21 +320,12 @@ actor Evaluator {
         refusals = try await store.refusals(since: now - conflictMs).map {
             RegistrationRefusal(instance: $0.instanceId, agentId: $0.agentId, reason: $0.reason, source: $0.source, detail: $0.detail, atMs: $0.atMs)
         }
+        // What an earlier evaluation could not store goes first; until it is stored the book takes nothing new.
+        try await saveUnsaved(receivers: receivers)
         let findings = currentFindings(now: now)
         let changes = book.reconcile(findings, now: now)
-        for change in changes {
-            switch change {
-            case .fired(let alert):
-                try await store.saveAlert(alert, event: "firing", at: now, deliveries: queue(alert, event: "firing", receivers: receivers, now: now))
-                logger.notice("alert firing", metadata: ["kind": "\(alert.kind.rawValue)", "component": "\(alert.component)", "id": "\(alert.id)"])
-            case .updated(let alert):
-                try await store.saveAlert(alert, event: "updated", at: now, deliveries: [])
-            case .resolved(let alert):
-                try await store.saveAlert(
-                    alert, event: "resolved", at: now, deliveries: queue(alert, event: "resolved", receivers: receivers, now: now))
-                logger.notice("alert resolved", metadata: ["kind": "\(alert.kind.rawValue)", "component": "\(alert.component)", "id": "\(alert.id)"])
-            }
-        }
+        unsaved += changes.map { ($0, now) }
+        try await saveUnsaved(receivers: receivers)
         try await store.enqueue(try await dueRepeats(now: now, receivers: receivers))
         if !changed.isEmpty || !removed.isEmpty || cursorMoved {
             var save: [String: StoredPair] = [:]
@@ -341,6 +338,45 @@ actor Evaluator {
         metrics.evaluationSeconds.recordNanoseconds(Int64((ContinuousClock.now - started) / .nanoseconds(1)))
         metrics.evaluations.increment()
         return changes
+    }
+
+    /// Writes the book's changes in order; one the store refuses stays first in line with everything after it, and
+    /// the error goes up (the evaluation is retried at the next tick). An update is folded into a later one of the same
+    /// alert while they wait.
+    private func saveUnsaved(receivers: [Receiver]) async throws {
+        while let (change, at) = unsaved.first {
+            switch change {
+            case .fired(let alert):
+                try await store.saveAlert(alert, event: "firing", at: at, deliveries: queue(alert, event: "firing", receivers: receivers, now: at))
+                logger.notice("alert firing", metadata: ["kind": "\(alert.kind.rawValue)", "component": "\(alert.component)", "id": "\(alert.id)"])
+            case .updated(let alert):
+                if unsaved.dropFirst().contains(where: {
+                    if case .updated(let later) = $0.change { return later.id == alert.id } else { return false }
+                }) {
+                    break
+                }
+                try await store.saveAlert(alert, event: "updated", at: at, deliveries: [])
+            case .resolved(let alert):
+                try await store.saveAlert(
+                    alert, event: "resolved", at: at, deliveries: queue(alert, event: "resolved", receivers: receivers, now: at))
+                logger.notice("alert resolved", metadata: ["kind": "\(alert.kind.rawValue)", "component": "\(alert.component)", "id": "\(alert.id)"])
+            }
+            unsaved.removeFirst()
+        }
+    }
+
+    /// Alert changes waiting for the store.
+    var unsavedChanges: Int { unsaved.count }
+
+    /// The collector could not store a report of `agentId` (the store refused or did not answer): the agent was heard
+    /// all the same. Every agent that was live when the trouble began gets the window a fresh start gives (its retries
+    /// back off up to a minute), so the collector's own trouble is never blamed on the VPC as silence.
+    func noteUnstored(agentId: String, now: Int64) {
+        guard active else { return }
+        lastHeard[agentId] = max(lastHeard[agentId] ?? 0, now)
+        for (agent, heard) in lastHeard where now - heard <= lateMs {
+            lastHeard[agent] = max(heard, now + Self.agentMaxBackoffMs)
+        }
     }
 
     private func queue(_ alert: Alert, event: String, receivers: [Receiver], now: Int64) -> [OutboxEntry] {

@@ -25,12 +25,24 @@ public actor SQLiteStore: Store {
     public static func open(path: String, logger: Logger) async throws -> SQLiteStore {
         do {
             let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-            _ = try await connection.query("PRAGMA journal_mode=WAL")
-            _ = try await connection.query("PRAGMA synchronous=NORMAL")
-            _ = try await connection.query("PRAGMA foreign_keys=ON")
-            _ = try await connection.query("PRAGMA busy_timeout=5000")
+            // A file that is not a database, or a disk too full to migrate on, fails here: the connection is closed
+            // before the error goes up (SQLiteNIO asserts on a connection dropped open), and the caller exits with it.
+            do {
+                _ = try await connection.query("PRAGMA journal_mode=WAL")
+                _ = try await connection.query("PRAGMA synchronous=NORMAL")
+                _ = try await connection.query("PRAGMA foreign_keys=ON")
+                _ = try await connection.query("PRAGMA busy_timeout=5000")
+            } catch {
+                try? await connection.close()
+                throw error
+            }
             let store = SQLiteStore(path: path, connection: connection)
-            try await store.migrate()
+            do {
+                try await store.migrate()
+            } catch {
+                try? await store.close()
+                throw error
+            }
             return store
         } catch let error as StoreError {
             throw error

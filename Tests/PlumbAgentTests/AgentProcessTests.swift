@@ -295,7 +295,9 @@ struct AgentProcessTests {
         #expect(agent.process.terminationStatus == 0)
         let sequences = collector.reports.map(\.sequence)
         #expect(sequences == Array(1...Int64(sequences.count)), "no gap, no duplicate, in order")
-        #expect(collector.state.withLock { $0.duplicates } == 0)
+        // A batch in flight when the collector stopped may have been stored without its acknowledgement reaching the
+        // agent: it is sent again, once (the collector keeps it once). Nothing else is sent twice.
+        #expect(collector.state.withLock { $0.duplicates } <= 1)
         let switched = try #require(collector.reports.firstIndex { $0.results.contains { $0.probeId == "second" } })
         #expect(!collector.reports[(switched + 1)...].contains { $0.results.contains { $0.probeId == "first" } })
     }
