@@ -37,7 +37,11 @@ public enum ResponderError: Error, CustomStringConvertible {
 /// of the responder and the MAC and address the probe arrived on.
 ///
 /// Runs on two dedicated threads with blocking sockets; `stop()` closes them. Malformed datagrams are ignored, replies
-/// never exceed the request's size, and a token bucket caps answers per second.
+/// never exceed the request's size, and token buckets cap answers per second: one for all, and one per source address
+/// (a tenth of the total, at least 50 a second, bursts of 100) that is spent first, so a flood from one address uses up
+/// its own budget and the planned probes of the other peers are still answered. (Inside a VPC the source address of a
+/// packet cannot be forged: EC2 drops what an instance sends from an address that is not its own, unless its
+/// source/destination check is off, as on a NAT instance.)
 public final class Responder: Sendable {
     /// The port both sockets listen on (the bound port when 0 was asked for).
     public let port: Int
@@ -48,6 +52,7 @@ public final class Responder: Sendable {
     private let identity: Mutex<ResponderSelf>
     private let interfaces = InterfaceCache()
     private let limiter: Mutex<TokenBucket>
+    private let perSource: Mutex<SourceBudgets>
     private let stopped = Atomic<Bool>(false)
     private let counters = Mutex(Counters())
 
@@ -87,6 +92,9 @@ public final class Responder: Sendable {
             let chosen = Int(plumb_sockaddr_port(&local))
             let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | flags, 0)
             _ = plumb_enable_pktinfo(udp)
+            // Room for bursts (and for the planned probes in a flood) while the thread is not running: 1 MiB, or what
+            // net.core.rmem_max allows.
+            _ = plumb_set_int_option(udp, SOL_SOCKET, SO_RCVBUF, 1 << 20)
             var udpAddress = plumb_sockaddr_in(host, UInt16(chosen))
             let udpCode = plumb_bind_in(udp, &udpAddress)
             if udpCode == 0 {
@@ -106,6 +114,7 @@ public final class Responder: Sendable {
         self.address = address
         self.identity = Mutex(identity)
         self.limiter = Mutex(TokenBucket(rate: maxRepliesPerSecond, burst: max(10, maxRepliesPerSecond / 10)))
+        self.perSource = Mutex(SourceBudgets(rate: max(50, maxRepliesPerSecond / 10), burst: 100))
         OSThread(name: "plumb-resp-udp") { [self] in self.serveUDP() }.start()
         OSThread(name: "plumb-resp-tcp") { [self] in self.serveTCP() }.start()
     }
@@ -157,9 +166,9 @@ public final class Responder: Sendable {
             interfaceId: me.interfaceIds[mac])
     }
 
-    private func allow() -> Bool {
+    private func allow(source: UInt32) -> Bool {
         let now = monotonicNanoseconds()
-        let allowed = limiter.withLock { $0.take(now: now) }
+        let allowed = perSource.withLock { $0.take(source: source, now: now) } && limiter.withLock { $0.take(now: now) }
         if !allowed { counters.withLock { $0.rateLimited += 1 } }
         return allowed
     }
@@ -181,7 +190,7 @@ public final class Responder: Sendable {
                 counters.withLock { $0.malformed += 1 }
                 continue
             }
-            guard allow() else { continue }
+            guard allow(source: plumb_sockaddr_address(&from)) else { continue }
             let fault = faults.withLock { $0 }
             if fault.dropSequences.contains(header.sequence) { continue }
             let localHost = UInt32(bigEndian: local.s_addr)
@@ -209,7 +218,7 @@ public final class Responder: Sendable {
                 continue
             }
             defer { close(connection) }
-            guard allow() else { continue }
+            guard allow(source: plumb_sockaddr_address(&from)) else { continue }
             var local = sockaddr_in()
             _ = plumb_getsockname_in(connection, &local)
             let identity = describe(localAddress: plumb_sockaddr_address(&local), interfaceIndex: 0)
@@ -241,5 +250,27 @@ struct TokenBucket: Sendable {
         guard tokens >= 1 else { return false }
         tokens -= 1
         return true
+    }
+}
+
+/// A token bucket per source address, for the sources seen lately (at most 4,096: past that, the ones whose buckets
+/// are full again are forgotten, and if none is, every one is).
+struct SourceBudgets: Sendable {
+    var rate: Double
+    var burst: Double
+    var buckets: [UInt32: TokenBucket] = [:]
+    static let maxSources = 4_096
+
+    init(rate: Double, burst: Double) {
+        self.rate = rate
+        self.burst = burst
+    }
+
+    mutating func take(source: UInt32, now: UInt64) -> Bool {
+        if buckets[source] == nil, buckets.count >= Self.maxSources {
+            buckets = buckets.filter { $0.value.tokens + Double(now &- $0.value.updatedAt) / 1e9 * rate < burst }
+            if buckets.count >= Self.maxSources { buckets = [:] }
+        }
+        return buckets[source, default: TokenBucket(rate: rate, burst: burst)].take(now: now)
     }
 }

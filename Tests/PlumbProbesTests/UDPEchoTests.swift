@@ -1,5 +1,8 @@
+import Foundation
+import Glibc
 import PlumbProbes
 import PlumbWire
+import Synchronization
 import Testing
 
 @Suite("udp-echo and the responder")
@@ -133,6 +136,55 @@ struct UDPEchoTests {
         let received = try #require(result.burst?.received)
         #expect(received >= 5 && received <= 15)
         #expect(responder.statistics.rateLimited >= 25)
+    }
+
+    @Test("a flood from one address spends its own budget: the planned probes of another peer are all answered")
+    func floodFromOneSource() async throws {
+        let responder = try responder()
+        defer { responder.stop() }
+        // 127.0.0.3 sends valid requests, ten times more than the responder's whole budget, for the whole test.
+        let flooder = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(flooder) }
+        var source = sockaddr_in()
+        source.sin_family = sa_family_t(AF_INET)
+        source.sin_addr.s_addr = inet_addr("127.0.0.3")
+        _ = withUnsafePointer(to: &source) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(flooder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        var target = sockaddr_in()
+        target.sin_family = sa_family_t(AF_INET)
+        target.sin_addr.s_addr = inet_addr("127.0.0.2")
+        target.sin_port = in_port_t(UInt16(responder.port).bigEndian)
+        let flooding = Atomic<Bool>(true)
+        let sent = Atomic<Int>(0)
+        let destination = target
+        let thread = Thread {
+            var target = destination
+            let request = EchoPacket.request(sequence: 1, nonce: 42, sentAt: 0)
+            while flooding.load(ordering: .relaxed) {
+                let count = withUnsafePointer(to: &target) { pointer in
+                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                        request.withUnsafeBytes { sendto(flooder, $0.baseAddress, $0.count, 0, address, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                    }
+                }
+                if count > 0 { sent.add(1, ordering: .relaxed) }
+                // About 20,000 a second: ten times what the responder answers in all.
+                if sent.load(ordering: .relaxed) % 200 == 0 { usleep(10_000) }
+            }
+        }
+        thread.start()
+        defer { flooding.store(false, ordering: .relaxed) }
+        try await Task.sleep(for: .milliseconds(300))
+        // The planned peer (127.0.0.1): every burst answered in full while the flood goes on.
+        for _ in 0..<5 {
+            let result = await runner.run(probe(responder.port, burst: 10, timeoutMs: 500))
+            #expect(result.outcome == .ok)
+            #expect(result.burst?.received == 10, "\(String(describing: result.burst))")
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        flooding.store(false, ordering: .relaxed)
+        #expect(sent.load(ordering: .relaxed) > 20_000, "the flood was a flood: \(sent.load(ordering: .relaxed))")
+        #expect(responder.statistics.rateLimited > 1_000)
     }
 
     @Test("the TCP side writes the identity line for the address that was connected to")
