@@ -125,6 +125,11 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
         try requireScope(.read, request, collector)
         try requireMediaType(.model, request)
         let text = try utf8Text(try await request.body.collect(upTo: limit))
+        guard !text.isEmpty else { throw APIError(400, "empty_body", "send the topology document to validate as the body", field: "body") }
+        // A JSON topology is an object; a JSON array, string or number is not a model to look into.
+        if MediaTypes.json.accepts(request.headers[.contentType] ?? ""), text.first(where: { !$0.isWhitespace }) != "{" {
+            throw APIError(400, "invalid_document", "a JSON topology is an object ({\"vpc\": …}); this body is not one", field: "body")
+        }
         let (_, diagnostics) = try await collector.validateForRequest(text, file: "topology")
         return try json(ValidationView(diagnostics: diagnostics))
     }
@@ -140,8 +145,8 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
         guard let from = query["from"].map(String.init), let to = query["to"].map(String.init) else {
             throw APIError(400, "missing_parameter", "from and to are required", field: query["from"] == nil ? "from" : "to")
         }
-        guard let port = query["port"].flatMap({ Int(String($0)) }) else {
-            throw APIError(400, "missing_parameter", "port is required (a number)", field: "port")
+        guard let port = query["port"].flatMap({ Int(String($0)) }), (0...65_535).contains(port) else {
+            throw APIError(400, "missing_parameter", "port is required: a number from 0 to 65535", field: "port")
         }
         let proto: IPProtocol
         switch query["protocol"].map(String.init) ?? "tcp" {
@@ -209,7 +214,12 @@ public func buildRouter(collector: Collector, configuration: CollectorConfigurat
             filter.severity = severity
         }
         filter.component = query["component"].map(String.init)
-        if let value = query["limit"] { filter.limit = min(5_000, max(1, Int(String(value)) ?? 500)) }
+        if let value = query["limit"] {
+            guard let limit = Int(String(value)), (1...5_000).contains(limit) else {
+                throw APIError(400, "bad_parameter", "limit must be a number from 1 to 5000", field: "limit")
+            }
+            filter.limit = limit
+        }
         return try json(["alerts": try await collector.store.alerts(filter)])
     }
     router.get("/v1/alerts/:id") { request, context -> Response in
@@ -288,6 +298,14 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 APIError(503, "store_unavailable", "the collector's store cannot answer now; try again: \(error)", retryAfterSeconds: 2))
         } catch is NIOTooManyBytesError {
             return errorResponse(APIError(413, "too_large", "the request body is larger than the collector accepts (limits.maxBodyBytes)"))
+        } catch let error as HTTPError where error.status == .notFound && !allowedMethods(request.uri.path).isEmpty {
+            // The path is a route, the method is not one of its methods.
+            let allowed = allowedMethods(request.uri.path)
+            var response = errorResponse(
+                APIError(
+                    405, "method_not_allowed", "\(request.method) is not served on \(request.uri.path); it takes \(allowed.joined(separator: ", "))"))
+            response.headers[.allow] = allowed.joined(separator: ", ")
+            return response
         } catch let error as HTTPError {
             let code: String
             switch error.status {
@@ -306,6 +324,29 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return errorResponse(APIError(500, "internal", "the collector failed to handle the request: \(error)"))
         }
     }
+}
+
+/// The methods `apiRoutes` serve on `path` (a `{name}` matches one segment); empty when the path is no route.
+func allowedMethods(_ path: String) -> [String] {
+    // The most literal patterns win, as in the router: /v1/agents/register is not /v1/agents/{id}.
+    let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+    var best = -1
+    var methods: [String] = []
+    for route in apiRoutes {
+        let pattern = route.path.split(separator: "/", omittingEmptySubsequences: false)
+        guard pattern.count == segments.count else { continue }
+        let matches = zip(pattern, segments).allSatisfy { expected, actual in
+            expected.hasPrefix("{") ? !actual.isEmpty : expected == actual
+        }
+        guard matches else { continue }
+        let literal = pattern.filter { !$0.hasPrefix("{") }.count
+        if literal > best {
+            best = literal
+            methods = []
+        }
+        if literal == best, !methods.contains(route.method) { methods.append(route.method) }
+    }
+    return methods
 }
 
 func errorResponse(_ error: APIError) -> Response {

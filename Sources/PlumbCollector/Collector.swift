@@ -110,7 +110,7 @@ public actor Collector {
             operatorTokens = (try? OperatorTokens(operatorToken: configuration.operatorToken, path: nil)) ?? Self.noTokens
         }
         evaluator = Evaluator(store: store, configuration: configuration, logger: logger, metrics: metrics)
-        authFailures = AuthFailureGuard(logger: logger)
+        authFailures = AuthFailureGuard(logger: logger, burst: configuration.authFailuresPerSource)
         leadership = store.leadership(collectorId: self.collectorId)
     }
 
@@ -231,15 +231,18 @@ public actor Collector {
     }
 
     /// `validate` for a request: one document is read at a time, so a burst of large models costs one parse of
-    /// memory, not many; a request that finds a read under way answers 503 with `Retry-After: 1`.
+    /// memory, not many. A request waits its turn up to 10 s, then answers 503 with `Retry-After`.
     public nonisolated func validateForRequest(_ text: String, file: String) async throws -> (topology: Topology?, diagnostics: [Diagnostic]) {
-        let acquired = modelReads.withLock { busy -> Bool in
+        let waitUntil = ContinuousClock.now + .seconds(10)
+        while !modelReads.withLock({ busy -> Bool in
             if busy { return false }
             busy = true
             return true
-        }
-        guard acquired else {
-            throw APIError(503, "busy", "another topology document is being read; try again in a second", retryAfterSeconds: 1)
+        }) {
+            guard ContinuousClock.now < waitUntil else {
+                throw APIError(503, "busy", "other topology documents are being read; try again in a few seconds", retryAfterSeconds: 5)
+            }
+            try await Task.sleep(for: .milliseconds(20))
         }
         defer { modelReads.withLock { $0 = false } }
         return await validate(text, file: file)

@@ -131,6 +131,8 @@ public struct CollectorConfiguration: Sendable {
     /// Open connections served at once; more wait in the listen backlog. Nil: the descriptor limit less a reserve
     /// for the store, webhooks and files.
     public var maxConnections: Int?
+    /// Failed authentications one source address may make in a burst before it is answered 429 (one more a second).
+    public var authFailuresPerSource = 20.0
     /// Seconds a connection may stay open without a request (also the time a client has to send a request's head).
     public var idleTimeoutSeconds = 30.0
     /// The bounds every report value is held to at the door (times, counts, durations, sequence steps).
@@ -172,6 +174,7 @@ public struct CollectorConfiguration: Sendable {
             var storeTimeoutSeconds: Double?
             var maxConnections: Int?
             var idleTimeoutSeconds: Double?
+            var authFailuresPerSource: Double?
         }
         struct Agents: Decodable {
             var probeIntervalMs: Int?
@@ -262,6 +265,7 @@ public struct CollectorConfiguration: Sendable {
             configuration.storeTimeoutSeconds = limits.storeTimeoutSeconds ?? configuration.storeTimeoutSeconds
             configuration.maxConnections = limits.maxConnections ?? configuration.maxConnections
             configuration.idleTimeoutSeconds = limits.idleTimeoutSeconds ?? configuration.idleTimeoutSeconds
+            configuration.authFailuresPerSource = limits.authFailuresPerSource ?? configuration.authFailuresPerSource
         }
         if let agents = file.agents {
             configuration.probeIntervalMs = agents.probeIntervalMs ?? configuration.probeIntervalMs
@@ -348,6 +352,7 @@ public struct CollectorConfiguration: Sendable {
             problems.append("\(source): limits.storeTimeoutSeconds must be between 0.1 and 60")
         }
         if let maxConnections, maxConnections < 4 { problems.append("\(source): limits.maxConnections must be at least 4") }
+        if authFailuresPerSource < 1 { problems.append("\(source): limits.authFailuresPerSource must be at least 1") }
         if idleTimeoutSeconds < 1 { problems.append("\(source): limits.idleTimeoutSeconds must be at least 1") }
         if evaluationIntervalSeconds < 0.1 { problems.append("\(source): evaluation.intervalSeconds must be at least 0.1") }
         do {

@@ -78,6 +78,12 @@ func decodeStrictJSON<T: Decodable>(_ type: T.Type, _ buffer: ByteBuffer, name: 
     } catch {
         throw APIError(400, "invalid_json", "the \(name) is not JSON: \(error.localizedDescription)")
     }
+    // JSON's types first (a `false` is not a string), then the fields by name (an unknown one is an error).
+    do {
+        _ = try JSONDecoder().decode(type, from: Data(buffer.readableBytesView))
+    } catch let error as DecodingError {
+        throw APIError(400, "invalid_document", "\(name): \(describe(error))", field: field(of: error))
+    }
     return try decodeStrict(type, ByteBuffer(string: JSONText.decodingSurrogateEscapes(text)), name: name)
 }
 

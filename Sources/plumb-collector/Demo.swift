@@ -27,6 +27,8 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Seconds to keep everything running after the script, to look at the page (GET /) and /metrics.") var hold: Double = 0
     @Flag(help: "Leave the fault in place (no repair), so the hold shows the alert.") var keepFault = false
     @Option(help: "Write {\"url\", \"token\"} to this file once the script is done (for scripts driving the hold).") var readyFile: String?
+    @Option(help: "Failed authentications a source may make before it is slowed (limits.authFailuresPerSource; an API fuzzer needs many).")
+    var authFailuresPerSource: Double?
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -78,6 +80,7 @@ struct Demo: AsyncParsableCommand {
         configuration.database = directory + "/plumb.sqlite"
         configuration.host = "127.0.0.1"
         configuration.port = port ?? freeTCPPort()
+        if let authFailuresPerSource { configuration.authFailuresPerSource = authFailuresPerSource }
         configuration.operatorToken = "demo-operator-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         configuration.enrollmentToken = "demo-enrollment-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         configuration.receivers = [Receiver(name: "demo-receiver", url: receiver.url + "/plumb", format: .plumb, secret: secret)]
