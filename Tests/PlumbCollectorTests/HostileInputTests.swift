@@ -164,10 +164,22 @@ struct HostileInputTests {
             }
             #expect(statuses.prefix(20).allSatisfy { $0 == .forbidden })
             #expect(statuses.last == .tooManyRequests)
-            let slowed = try await client.execute(uri: "/v1/agents", method: .get, headers: Self.operatorAuth)
-            #expect(slowed.status == .tooManyRequests, "the source is slowed whatever it sends")
-            #expect(slowed.headers[.retryAfter] != nil)
-            #expect(slowed.headers[HTTPField.Name("X-Plumb-Auth-Failure")!] == nil)
+            // Slowed, the source gets 429 whatever it sends, a right token too, until a failure's worth has refilled
+            // (a second): tried right after a 429 (again, if the machine was too busy to do it within that second).
+            var slowedSeen = false
+            for _ in 0..<20 where !slowedSeen {
+                while try await client.execute(uri: "/v1/agents", method: .get, headers: [.authorization: "Bearer nope"]).status != .tooManyRequests {
+                }
+                let slowed = try await client.execute(uri: "/v1/agents", method: .get, headers: Self.operatorAuth)
+                if slowed.status == .tooManyRequests {
+                    slowedSeen = true
+                    #expect(slowed.headers[.retryAfter] != nil)
+                    #expect(slowed.headers[HTTPField.Name("X-Plumb-Auth-Failure")!] == nil)
+                } else {
+                    #expect(slowed.status == .ok)
+                }
+            }
+            #expect(slowedSeen, "the source is slowed whatever it sends")
             // Health is never slowed.
             #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
         }
@@ -231,18 +243,30 @@ struct StoreOutageTests {
                         + "Content-Type: application/json\r\nContent-Length: \(body.readableBytes)\r\nConnection: close\r\n\r\n"
                     pending.append((try Self.send(port: port, bytes: Array(head.utf8) + Array(body.readableBytesView)), .now))
                 }
-                var answers: [(HTTPResponse.Status, Duration, String?)] = []
-                for (fd, started) in pending {
-                    let text = Self.readAll(fd)
-                    let status = text.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) } ?? 0
-                    let retryAfter = text.split(separator: "\r\n").first { $0.lowercased().hasPrefix("retry-after:") }.map(String.init)
-                    answers.append((HTTPResponse.Status(code: status), ContinuousClock.now - started, retryAfter))
+                // The answers are read on a thread of their own: a blocking read on one of the few cooperative threads
+                // would starve the server it waits for.
+                let requests = pending
+                let readings = await withCheckedContinuation { (continuation: CheckedContinuation<[(Int, Duration, String?)], Never>) in
+                    Thread {
+                        var readings: [(Int, Duration, String?)] = []
+                        for (fd, started) in requests {
+                            let text = Self.readAll(fd)
+                            let status = text.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) } ?? 0
+                            let retryAfter = text.split(separator: "\r\n").first { $0.lowercased().hasPrefix("retry-after:") }.map(String.init)
+                            readings.append((status, ContinuousClock.now - started, retryAfter))
+                        }
+                        continuation.resume(returning: readings)
+                    }.start()
                 }
+                let answers = readings.map { (HTTPResponse.Status(code: $0.0), $0.1, $0.2) }
                 #expect(answers.count == 200)
                 #expect(answers.allSatisfy { $0.0 == .serviceUnavailable }, "\(Set(answers.map(\.0.code)))")
                 #expect(answers.allSatisfy { $0.2 != nil }, "Retry-After on every 503")
                 let slowest = answers.map(\.1).max() ?? .zero
-                #expect(slowest < .seconds(4), "the slowest answer took \(slowest)")
+                // The store's wait is 2 s; alone this run answers within ~2.1 s. The bound leaves room for a machine busy with
+                // the rest of the suite (2 cores) and stays under the 15 s a read waits: a request held for the outage
+                // would never be answered at all.
+                #expect(slowest < .seconds(12), "the slowest answer took \(slowest)")
                 let startedReady = ContinuousClock.now
                 let ready = try await client.execute(uri: "/readyz", method: .get)
                 let readyTook = ContinuousClock.now - startedReady
@@ -273,18 +297,7 @@ struct StoreOutageTests {
 
     /// Connects to 127.0.0.1:`port` and sends `bytes`; the socket is returned open for the answer.
     static func send(port: Int, bytes: [UInt8]) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            close(fd)
-            throw POSIXError(.ECONNREFUSED)
-        }
+        guard let fd = connectLoopback(port: port) else { throw POSIXError(.ECONNREFUSED) }
         var timeout = timeval(tv_sec: 15, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }

@@ -357,3 +357,27 @@ struct FeedCursorTests {
         #expect(try JSONDecoder().decode(FeedCursor.self, from: JSONEncoder().encode(cursor)) == cursor)
     }
 }
+
+/// A file that is not a database is an error to open, with the reason, never a crash (SQLiteNIO asserts on a
+/// connection dropped open; the collector exits 2 with the message).
+@Suite("opening a store that cannot be opened")
+struct StoreOpenFailureTests {
+    @Test("a file of random bytes: StoreError.open naming the file, no assertion")
+    func notADatabase() async throws {
+        let directory = NSTemporaryDirectory() + "plumb-corrupt-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/plumb.sqlite"
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<8_192).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
+        do {
+            let store = try await SQLiteStore.open(path: path, logger: testLogger)
+            try await store.close()
+            Issue.record("random bytes opened as a database")
+        } catch let error as StoreError {
+            #expect(error.description.contains(path), "\(error)")
+            #expect(error.description.contains("not a database"), "\(error)")
+        }
+    }
+}
