@@ -31,6 +31,10 @@ cleanup() {
         for _ in $(seq 1 50); do kill -0 "$demo_pid" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$demo_pid" 2>/dev/null || true
     fi
+    # The demo's own directory (its SQLite file, the agents' spools), named in its first line: a killed demo leaves it.
+    local demo_dir
+    demo_dir=$(sed -n 's|.*(SQLite \(/tmp/plumb-demo-[0-9]*\)/plumb.sqlite).*|\1|p' "$work/demo.log" 2>/dev/null | head -1)
+    if [ -n "$demo_dir" ] && [ -d "$demo_dir" ]; then rm -rf "$demo_dir"; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
